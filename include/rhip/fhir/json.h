@@ -1,0 +1,34 @@
+// JSON for FHIR resources: RapidJSON documents, parsed strictly and written compactly.
+// Thread-safety: free functions; a Document is not shared between threads.
+//
+// Example:
+//   ASSIGN_OR_RETURN(Json doc, ParseJson(body));   // kInvalidArgument with line:column
+//   std::string out = WriteJson(doc);
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <string>
+#include <string_view>
+
+#include "rhip/core/status.h"
+
+namespace rhip::fhir {
+
+using Json = rapidjson::Document;
+using JsonValue = rapidjson::Value;
+using JsonAlloc = rapidjson::Document::AllocatorType;
+
+// Parses UTF-8 JSON; rejects invalid UTF-8, trailing garbage and nesting deeper
+// than `max_depth`. The error says what is wrong and where (line:column).
+StatusOr<Json> ParseJson(std::string_view text, int max_depth = 64);
+
+std::string WriteJson(const JsonValue& value);
+std::string WriteJsonPretty(const JsonValue& value);
+
+// Small accessors that return empty/nullptr instead of asserting on absent or mistyped members.
+const JsonValue* Member(const JsonValue& obj, std::string_view name);
+std::string_view StringMember(const JsonValue& obj, std::string_view name);
+void SetString(JsonValue& obj, std::string_view name, std::string_view value, JsonAlloc& a);
+
+}  // namespace rhip::fhir

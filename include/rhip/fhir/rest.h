@@ -1,0 +1,66 @@
+// The FHIR REST API, independent of the HTTP transport.
+//
+// http/ turns a Boost.Beast request into a RestRequest, calls
+// FhirService::Handle and writes the RestResponse back; tests call Handle
+// directly. Everything FHIR-specific (interactions, search, bundles, Prefer,
+// ETag, OperationOutcome) lives behind this interface.
+//
+// Thread-safety: FhirService::Handle may be called from many threads at once.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rhip/core/status.h"
+#include "rhip/store/store.h"
+
+namespace rhip::fhir {
+
+struct RestRequest {
+  std::string method;  // "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"
+  // Path below the FHIR base, without the query: "Patient/123/_history/2", "metadata", "" (base).
+  std::string path;
+  // Decoded query parameters in order (repeats kept): {"date","ge2024"},{"date","lt2025"}.
+  std::vector<std::pair<std::string, std::string>> query;
+  // Request headers with lower-case names.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // Absolute base URL used in links and Location: "http://127.0.0.1:8080/fhir".
+  std::string base_url;
+
+  // First value of a header (name in lower case), or empty.
+  std::string_view Header(std::string_view lower_name) const;
+};
+
+struct RestResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // ETag, Location, Last-Modified, Content-Location
+  std::string body;                                          // JSON (may be empty, e.g. 204)
+  std::string content_type = "application/fhir+json; charset=utf-8";
+};
+
+struct FhirServiceOptions {
+  int default_page_size = 20;
+  int max_page_size = 1000;
+};
+
+class FhirService {
+ public:
+  FhirService(const FhirService&) = delete;
+  FhirService& operator=(const FhirService&) = delete;
+  virtual ~FhirService() = default;
+
+  // Never throws; every failure becomes a RestResponse with an OperationOutcome.
+  virtual RestResponse Handle(const RestRequest& request) = 0;
+
+ protected:
+  FhirService() = default;
+};
+
+// `store` must outlive the service.
+std::unique_ptr<FhirService> NewFhirService(store::Store* store, FhirServiceOptions options = {});
+
+}  // namespace rhip::fhir

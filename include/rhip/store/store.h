@@ -1,0 +1,159 @@
+// Store: where rhip keeps resources, their versions and their search index.
+//
+// One interface, several backends: SQLite (embedded default, store/sqlite/) and
+// PostgreSQL (scale-out; later). Nothing outside src/store/<backend>/ sees the
+// backend's API. Resources are JSON documents with every version kept; the
+// current version of each has extracted IndexRows that SearchQuery runs on.
+//
+// Thread-safety: a Store is safe to call from many threads at once. Reads run
+// concurrently; writes are serialized and grouped: Write() hands a function to
+// the store's writer, which runs several callers' functions in one database
+// transaction (each inside its own savepoint, so one failure rolls back only its
+// own changes) and returns to each caller only after the group is durable.
+//
+// Durability: when Write() returns OK the change survives a crash of the
+// process. (SQLite: WAL with synchronous=NORMAL; see docs/STORAGE.md for power loss.)
+//
+// Example:
+//   ASSIGN_OR_RETURN(auto store, OpenStore({.url = "sqlite:data/rhip.db"}));
+//   RETURN_IF_ERROR(store->Write([&](WriteTransaction& tx) -> Status {
+//     ASSIGN_OR_RETURN(auto cur, tx.Current("Patient", "p1"));
+//     return tx.Put({.type = "Patient", .id = "p1", .version = cur ? cur->version + 1 : 1, ...});
+//   }));
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rhip/core/status.h"
+#include "rhip/core/time.h"
+#include "rhip/store/index_rows.h"
+#include "rhip/store/search_query.h"
+
+namespace rhip::store {
+
+// One stored version of a resource.
+struct ResourceVersion {
+  std::string type;
+  std::string id;
+  int64_t version = 0;       // 1, 2, 3 ... per resource
+  Micros last_updated = 0;
+  bool deleted = false;      // a delete is a version too (json empty)
+  std::string method;        // "POST", "PUT" or "DELETE": how this version was made (history)
+  std::string json;          // the full resource incl. meta.versionId/lastUpdated
+};
+
+// What the writer needs to know of a resource's current state.
+struct CurrentState {
+  int64_t version = 0;
+  bool deleted = false;
+  Micros last_updated = 0;
+};
+
+// A new version to write. The caller has already set meta.versionId and
+// meta.lastUpdated inside `json` to `version` and `last_updated`.
+struct PutRequest {
+  std::string type;
+  std::string id;
+  int64_t version = 1;
+  Micros last_updated = 0;
+  std::string method;  // "POST" or "PUT"
+  std::string json;
+  IndexRows index;
+};
+
+struct DeleteRequest {
+  std::string type;
+  std::string id;
+  int64_t version = 0;  // the version number of the delete marker
+  Micros last_updated = 0;
+};
+
+struct SearchPage {
+  std::vector<ResourceVersion> resources;  // current versions, in the requested order
+  std::optional<int64_t> total;            // when asked for
+  bool has_more = false;                   // another page exists after this one
+  int64_t snapshot_seq = 0;                // the bound this page used; pass it on for the next page
+};
+
+struct HistoryQuery {
+  std::string type;  // empty = whole system
+  std::string id;    // empty = the whole type
+  std::optional<Micros> since;  // _since: versions written at or after
+  std::optional<Micros> at;     // _at: not supported yet
+  int count = 50;
+  int64_t offset = 0;
+  int64_t snapshot_seq = 0;     // same paging bound as SearchQuery
+};
+
+struct HistoryPage {
+  std::vector<ResourceVersion> versions;  // newest first
+  std::optional<int64_t> total;
+  bool has_more = false;
+  int64_t snapshot_seq = 0;
+};
+
+// The view of the store inside one Write(): reads see the transaction's own
+// earlier writes. Not thread-safe; valid only during the Write() callback.
+class WriteTransaction {
+ public:
+  virtual ~WriteTransaction() = default;
+  // std::nullopt when the resource never existed.
+  virtual StatusOr<std::optional<CurrentState>> Current(std::string_view type,
+                                                        std::string_view id) = 0;
+  virtual StatusOr<ResourceVersion> Read(std::string_view type, std::string_view id) = 0;
+  virtual Status Put(const PutRequest& put) = 0;
+  virtual Status Delete(const DeleteRequest& del) = 0;
+  // Ids of current (not deleted) resources matching; for conditional create/update/delete.
+  virtual StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) = 0;
+};
+
+using WriteFn = std::function<Status(WriteTransaction&)>;
+
+struct StoreOptions {
+  std::string url;  // "sqlite:/path/to/rhip.db", "sqlite::memory:"; later "postgresql://..."
+  int read_connections = 8;
+  bool create_if_missing = true;
+};
+
+class Store {
+ public:
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  virtual ~Store() = default;
+
+  // Current version; kNotFound when it never existed, kGone when the current version is a delete.
+  virtual StatusOr<ResourceVersion> Read(std::string_view type, std::string_view id) = 0;
+  // A specific version; kNotFound when absent. A deleted version returns deleted=true.
+  virtual StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
+                                                int64_t version) = 0;
+  virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+  virtual StatusOr<SearchPage> Search(const SearchQuery& query) = 0;
+  // Current resources in a patient's compartment (for $everything), paged by count/offset.
+  virtual StatusOr<SearchPage> Compartment(std::string_view patient_id,
+                                           const std::vector<std::string>& types, int count,
+                                           int64_t offset) = 0;
+
+  // Runs `fn` atomically (all its writes or none) and returns when durable. An
+  // error returned by `fn` rolls back its writes and is returned unchanged.
+  virtual Status Write(WriteFn fn) = 0;
+
+  // Number of current (not deleted) resources of a type, for metrics and tests.
+  virtual StatusOr<int64_t> Count(std::string_view type) = 0;
+
+  // Flushes and closes; further calls fail with kUnavailable. Idempotent.
+  virtual Status Close() = 0;
+
+ protected:
+  Store() = default;
+};
+
+// Opens the backend named by options.url, creating and migrating the schema as needed.
+StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+}  // namespace rhip::store

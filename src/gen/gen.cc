@@ -1,0 +1,1 @@
+// rhip gen: see include/rhip/gen/

@@ -1,0 +1,1 @@
+#include "rhip/store/store.h"
