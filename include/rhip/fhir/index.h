@@ -1,0 +1,29 @@
+// Search-index extraction: evaluates every SearchParameter expression of a
+// resource type (FHIRPath subset, fhirpath.h) over one resource and returns
+// the normalized IndexRows the store writes beside it, including Patient
+// compartment membership.
+//
+// Expressions are compiled once per type and cached; extraction allocates
+// only for the rows it returns. Thread-safety: safe from many threads.
+//
+// Example:
+//   store::IndexRows rows = ExtractIndex(doc, "Patient");
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "rhip/fhir/json.h"
+#include "rhip/store/index_rows.h"
+
+namespace rhip::fhir {
+
+// `resource` must be a JSON object with resourceType == `type` (not checked).
+store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type);
+
+// The normalization applied to string index values and to string search
+// values: Unicode NFKC, case-folded, accents removed (ICU), so that "ZHANG",
+// "zhang" and "Zhāng" match, and full-width forms equal half-width ones.
+std::string NormalizeSearchString(std::string_view text);
+
+}  // namespace rhip::fhir
