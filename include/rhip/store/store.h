@@ -139,8 +139,8 @@ class Store {
                                            const std::vector<std::string>& types, int count,
                                            int64_t offset) = 0;
 
-  // Runs `fn` atomically (all its writes or none) and returns when durable. An
-  // error returned by `fn` rolls back its writes and is returned unchanged.
+  // Runs `fn` exactly once, atomically (all its writes or none), and returns when
+  // durable. An error returned by `fn` rolls back its writes and is returned unchanged.
   virtual Status Write(WriteFn fn) = 0;
 
   // Number of current (not deleted) resources of a type, for metrics and tests.

@@ -1,0 +1,41 @@
+// Starts `rhip serve` on a free port with a fresh data folder, for end-to-end tests.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const RHIP_BIN = process.env.RHIP_BIN || path.resolve('build/rhip');
+
+export async function startServer(extraArgs = []) {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'rhip-e2e-'));
+  const proc = spawn(RHIP_BIN, ['serve', '--data', data, '--port', '0', '--threads', '4', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start in 20 s:\n' + out)), 20000);
+    const onData = (chunk) => {
+      out += chunk.toString();
+      const m = out.match(/http:\/\/[0-9.]+:(\d+)\/fhir/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(`http://127.0.0.1:${m[1]}`);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
+  });
+  return {
+    base,
+    fhir: base + '/fhir',
+    data,
+    proc,
+    async stop() {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+      fs.rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
