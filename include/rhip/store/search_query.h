@@ -60,7 +60,9 @@ struct Criterion;
 // `target_type` resource matching `inner`.
 struct Chain {
   std::string target_type;
-  std::unique_ptr<Criterion> inner;
+  // shared_ptr to const: the inner criterion is immutable once parsed, and
+  // sharing it keeps Criterion (and so SearchQuery) a copyable value.
+  std::shared_ptr<const Criterion> inner;
 };
 
 struct Criterion {

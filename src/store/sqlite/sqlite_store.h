@@ -1,0 +1,22 @@
+// The SQLite backend of store::Store (see include/rhip/store/store.h for the contract).
+//
+// One writer thread owns the write connection and commits groups of callers'
+// functions in one transaction (a savepoint each); readers take a connection
+// from a pool. WAL mode lets readers run while the writer commits.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "rhip/store/store.h"
+
+namespace rhip::store::sqlite {
+
+// `path` is a file name, or ":memory:" for a private temporary database (a
+// temp file that is deleted on close, so that the pool's connections share it).
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options);
+
+// The schema version this build writes (PRAGMA user_version).
+int SchemaVersion();
+
+}  // namespace rhip::store::sqlite

@@ -1,0 +1,360 @@
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "rhip/store/store.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace rhip::store {
+namespace {
+
+std::string TempDb(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("rhip-store-test-" + std::to_string(getpid()) + "-" + name + ".db");
+  for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(p.string() + s);
+  return p.string();
+}
+
+PutRequest Patient(const std::string& id, int64_t version, const std::string& mrn, const std::string& name,
+                   Micros birth_low = 0) {
+  PutRequest p;
+  p.type = "Patient";
+  p.id = id;
+  p.version = version;
+  p.last_updated = 1000 + version;
+  p.method = "PUT";
+  p.json = R"({"resourceType":"Patient","id":")" + id + R"(","meta":{"versionId":")" + std::to_string(version) + R"("}})";
+  p.index.tokens.push_back({"identifier", "http://rhip.health/id/mrn/1", mrn});
+  p.index.strings.push_back({"name", name, name});
+  p.index.dates.push_back({"birthdate", birth_low, birth_low + kMicrosPerDay - 1});
+  p.index.compartment_patients.push_back(id);
+  return p;
+}
+
+PutRequest Observation(const std::string& id, const std::string& patient, Micros when, double value) {
+  PutRequest p;
+  p.type = "Observation";
+  p.id = id;
+  p.version = 1;
+  p.last_updated = when;
+  p.method = "POST";
+  p.json = R"({"resourceType":"Observation","id":")" + id + R"("})";
+  p.index.references.push_back({"subject", "Patient", patient});
+  p.index.dates.push_back({"date", when, when});
+  p.index.quantities.push_back({"value-quantity", value, "http://unitsofmeasure.org", "g/L"});
+  p.index.compartment_patients.push_back(patient);
+  return p;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = OpenStore({.url = "sqlite::memory:", .read_connections = 4});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  Status Put(const PutRequest& p) {
+    return store_->Write([&](WriteTransaction& tx) { return tx.Put(p); });
+  }
+  std::vector<std::string> Ids(const SearchQuery& q) {
+    auto page = store_->Search(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> ids;
+    if (page.ok())
+      for (auto& r : page->resources) ids.push_back(r.id);
+    return ids;
+  }
+  std::unique_ptr<Store> store_;
+};
+
+Criterion Token(const std::string& param, const std::string& code, const std::string& system = "",
+                bool has_system = false) {
+  Criterion c;
+  c.param = param;
+  c.type = ParamType::kToken;
+  SearchValue v;
+  v.code = code;
+  v.system = system;
+  v.has_system = has_system;
+  c.values.push_back(v);
+  return c;
+}
+
+Criterion Date(const std::string& param, Prefix prefix, Micros low, Micros high) {
+  Criterion c;
+  c.param = param;
+  c.type = ParamType::kDate;
+  SearchValue v;
+  v.prefix = prefix;
+  v.range = {low, high};
+  c.values.push_back(v);
+  return c;
+}
+
+TEST_F(StoreTest, PutThenReadReturnsTheStoredJson) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "zhang wei")).ok());
+  auto r = store_->Read("Patient", "p1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->version, 1);
+  EXPECT_NE(r->json.find("\"p1\""), std::string::npos);
+  EXPECT_EQ(store_->Read("Patient", "nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, WrongVersionIsAConflictAndWritesNothing) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
+  EXPECT_EQ(Put(Patient("p1", 1, "M1", "a")).code(), StatusCode::kConflict);
+  EXPECT_EQ(Put(Patient("p2", 2, "M2", "b")).code(), StatusCode::kConflict);
+  EXPECT_EQ(store_->Read("Patient", "p2").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(Put(Patient("p1", 2, "M9", "a")).ok());
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).size(), 0u);
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M9")}}).size(), 1u);
+}
+
+TEST_F(StoreTest, DeleteMakesReadGoneAndKeepsHistory) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
+  ASSERT_TRUE(store_->Write([](WriteTransaction& tx) { return tx.Delete({"Patient", "p1", 2, 5000}); }).ok());
+  EXPECT_EQ(store_->Read("Patient", "p1").status().code(), StatusCode::kGone);
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
+  auto v1 = store_->ReadVersion("Patient", "p1", 1);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_FALSE(v1->deleted);
+  auto v2 = store_->ReadVersion("Patient", "p1", 2);
+  ASSERT_TRUE(v2.ok());
+  EXPECT_TRUE(v2->deleted);
+  EXPECT_EQ(store_->ReadVersion("Patient", "p1", 3).status().code(), StatusCode::kNotFound);
+  auto h = store_->History({.type = "Patient", .id = "p1"});
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->versions.size(), 2u);
+  EXPECT_EQ(h->versions[0].version, 2);
+  EXPECT_EQ(h->versions[0].method, "DELETE");
+  // Re-creating after a delete continues the version sequence.
+  ASSERT_TRUE(Put(Patient("p1", 3, "M1", "a")).ok());
+  EXPECT_TRUE(store_->Read("Patient", "p1").ok());
+}
+
+TEST_F(StoreTest, HistoryPagesNewestFirst) {
+  for (int v = 1; v <= 5; ++v) ASSERT_TRUE(Put(Patient("p1", v, "M1", "a")).ok());
+  auto h = store_->History({.type = "Patient", .id = "p1", .count = 2});
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->versions.size(), 2u);
+  EXPECT_TRUE(h->has_more);
+  EXPECT_EQ(*h->total, 5);
+  EXPECT_EQ(h->versions[0].version, 5);
+  auto h2 = store_->History({.type = "Patient", .id = "p1", .count = 2, .offset = 4, .snapshot_seq = h->snapshot_seq});
+  ASSERT_TRUE(h2.ok());
+  ASSERT_EQ(h2->versions.size(), 1u);
+  EXPECT_EQ(h2->versions[0].version, 1);
+  EXPECT_FALSE(h2->has_more);
+}
+
+TEST_F(StoreTest, TokenSearchHonoursSystem) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1", "http://rhip.health/id/mrn/1", true)}}).size(), 1u);
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1", "other", true)}}).size(), 0u);
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1", "", true)}}).size(), 0u);
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "", "http://rhip.health/id/mrn/1", true)}}).size(), 1u);
+  Criterion n = Token("identifier", "M1");
+  n.modifier = Modifier::kNot;
+  ASSERT_TRUE(Put(Patient("p2", 1, "M2", "b")).ok());
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {n}}), std::vector<std::string>{"p2"});
+}
+
+TEST_F(StoreTest, StringSearchPrefixExactContains) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "zhang wei")).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "M2", "wang fang")).ok());
+  Criterion c;
+  c.param = "name";
+  c.type = ParamType::kString;
+  c.values.push_back({.text = "zhang"});
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {c}}), std::vector<std::string>{"p1"});
+  c.values[0].text = "wei";
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {c}}).empty());
+  c.modifier = Modifier::kContains;
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {c}}), std::vector<std::string>{"p1"});
+  c.modifier = Modifier::kExact;
+  c.values[0].text = "wang fang";
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {c}}), std::vector<std::string>{"p2"});
+  // OR of two values
+  c.modifier = Modifier::kNone;
+  c.values = {{.text = "zh"}, {.text = "wa"}};
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {c}}).size(), 2u);
+}
+
+TEST_F(StoreTest, DatePrefixesFollowFhirRangeSemantics) {
+  const Micros day = kMicrosPerDay;
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a", 10 * day)).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "M2", "b", 20 * day)).ok());
+  auto q = [&](Prefix pre, Micros lo, Micros hi) {
+    return Ids({.type = "Patient", .criteria = {Date("birthdate", pre, lo, hi)}});
+  };
+  EXPECT_EQ(q(Prefix::kEq, 10 * day, 11 * day - 1), std::vector<std::string>{"p1"});
+  EXPECT_EQ(q(Prefix::kEq, 0, 30 * day), (std::vector<std::string>{"p1", "p2"}));  // month contains both
+  EXPECT_EQ(q(Prefix::kNe, 10 * day, 11 * day - 1), std::vector<std::string>{"p2"});
+  EXPECT_EQ(q(Prefix::kGe, 15 * day, 16 * day - 1), std::vector<std::string>{"p2"});
+  EXPECT_EQ(q(Prefix::kGt, 10 * day, 11 * day - 1), std::vector<std::string>{"p2"});
+  EXPECT_EQ(q(Prefix::kLt, 20 * day, 21 * day - 1), std::vector<std::string>{"p1"});
+  EXPECT_EQ(q(Prefix::kLe, 10 * day, 11 * day - 1), std::vector<std::string>{"p1"});
+  EXPECT_EQ(q(Prefix::kSa, 11 * day, 12 * day - 1), std::vector<std::string>{"p2"});
+  EXPECT_EQ(q(Prefix::kEb, 11 * day, 12 * day - 1), std::vector<std::string>{"p1"});
+}
+
+TEST_F(StoreTest, ReferenceAndDateTogetherAndChained) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "M2", "b")).ok());
+  ASSERT_TRUE(Put(Observation("o1", "p1", 100, 5)).ok());
+  ASSERT_TRUE(Put(Observation("o2", "p1", 200, 7)).ok());
+  ASSERT_TRUE(Put(Observation("o3", "p2", 300, 9)).ok());
+  Criterion ref;
+  ref.param = "subject";
+  ref.type = ParamType::kReference;
+  ref.values.push_back({.target_type = "Patient", .target_id = "p1"});
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {ref, Date("date", Prefix::kGe, 150, 150)}}),
+            std::vector<std::string>{"o2"});
+  Criterion chain;
+  chain.param = "subject";
+  chain.type = ParamType::kReference;
+  chain.chain = Chain{"Patient", std::make_shared<const Criterion>(Token("identifier", "M2"))};
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {std::move(chain)}}), std::vector<std::string>{"o3"});
+  Criterion qty;
+  qty.param = "value-quantity";
+  qty.type = ParamType::kQuantity;
+  qty.values.push_back({.prefix = Prefix::kGt, .code = "g/L", .number = 6});
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {qty}}), (std::vector<std::string>{"o2", "o3"}));
+  Criterion missing;
+  missing.param = "subject";
+  missing.type = ParamType::kReference;
+  missing.missing = true;
+  EXPECT_TRUE(Ids({.type = "Observation", .criteria = {missing}}).empty());
+}
+
+TEST_F(StoreTest, SortsByParameterDescendingWithStableTieBreak) {
+  const Micros day = kMicrosPerDay;
+  ASSERT_TRUE(Put(Patient("a", 1, "M1", "x", 30 * day)).ok());
+  ASSERT_TRUE(Put(Patient("b", 1, "M2", "y", 10 * day)).ok());
+  ASSERT_TRUE(Put(Patient("c", 1, "M3", "x", 20 * day)).ok());
+  SearchQuery q{.type = "Patient", .sort = {{"birthdate", ParamType::kDate, true}}};
+  EXPECT_EQ(Ids(q), (std::vector<std::string>{"a", "c", "b"}));
+  q.sort = {{"name", ParamType::kString, false}, {"birthdate", ParamType::kDate, false}};
+  EXPECT_EQ(Ids(q), (std::vector<std::string>{"c", "a", "b"}));
+  q.sort = {{"_id", ParamType::kToken, true}};
+  EXPECT_EQ(Ids(q), (std::vector<std::string>{"c", "b", "a"}));
+}
+
+TEST_F(StoreTest, PagingIsStableAcrossConcurrentCreates) {
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Put(Patient("p" + std::to_string(i), 1, "M", "n")).ok());
+  SearchQuery q{.type = "Patient", .count = 4, .total = TotalMode::kAccurate};
+  auto page1 = store_->Search(q);
+  ASSERT_TRUE(page1.ok());
+  EXPECT_EQ(*page1->total, 10);
+  EXPECT_TRUE(page1->has_more);
+  for (int i = 10; i < 15; ++i) ASSERT_TRUE(Put(Patient("p" + std::to_string(i), 1, "M", "n")).ok());
+  std::vector<std::string> seen;
+  for (auto& r : page1->resources) seen.push_back(r.id);
+  for (int64_t off = 4;; off += 4) {
+    SearchQuery next = q;
+    next.offset = off;
+    next.snapshot_seq = page1->snapshot_seq;
+    auto page = store_->Search(next);
+    ASSERT_TRUE(page.ok());
+    for (auto& r : page->resources) seen.push_back(r.id);
+    if (!page->has_more) break;
+  }
+  ASSERT_EQ(seen.size(), 10u);
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
+}
+
+TEST_F(StoreTest, GroupCommitIsolatesAFailingWriter) {
+  std::vector<std::thread> threads;
+  std::vector<Status> results(16);
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      results[static_cast<size_t>(i)] = store_->Write([&](WriteTransaction& tx) -> Status {
+        RETURN_IF_ERROR(tx.Put(Patient("g" + std::to_string(i), 1, "G", "g")));
+        if (i == 7) return Unprocessable("writer 7 fails after its put");
+        return Status::Ok();
+      });
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(results[static_cast<size_t>(i)].ok(), i != 7) << i;
+  EXPECT_EQ(results[7].code(), StatusCode::kUnprocessable);
+  EXPECT_EQ(store_->Read("Patient", "g7").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->Count("Patient"), 15);
+}
+
+TEST_F(StoreTest, CompartmentHoldsThePatientAndItsResources) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
+  ASSERT_TRUE(Put(Observation("o1", "p1", 100, 5)).ok());
+  ASSERT_TRUE(Put(Observation("o2", "p2", 100, 5)).ok());
+  auto page = store_->Compartment("p1", {}, 10, 0);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->resources.size(), 2u);
+  EXPECT_EQ(page->resources[0].type, "Patient");
+  EXPECT_EQ(page->resources[1].id, "o1");
+}
+
+TEST(StoreOpen, RejectsUnknownSchemesAndFutureSchemas) {
+  EXPECT_EQ(OpenStore({.url = "mysql://x"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore({.url = "postgresql://localhost/rhip"}).status().code(), StatusCode::kUnimplemented);
+  std::string path = TempDb("future");
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "PRAGMA user_version=999", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto s = OpenStore({.url = "sqlite:" + path});
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("newer"), std::string::npos);
+}
+
+TEST(StoreOpen, ReopenKeepsDataAndSchemaVersion) {
+  std::string path = TempDb("reopen");
+  {
+    auto s = OpenStore({.url = "sqlite:" + path});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  auto s = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE((*s)->Read("Patient", "p1").ok());
+  EXPECT_EQ((*s)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).code(),
+            StatusCode::kConflict);
+}
+
+TEST(StoreDurability, AcknowledgedWritesSurviveSigkill) {
+  std::string path = TempDb("crash");
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    auto s = OpenStore({.url = "sqlite:" + path});
+    if (!s.ok()) _exit(3);
+    for (int i = 0; i < 200; ++i) {
+      if (!(*s)->Write([&](WriteTransaction& tx) { return tx.Put(Patient("c" + std::to_string(i), 1, "C", "c")); }).ok())
+        _exit(4);
+      int32_t n = i + 1;
+      if (write(pipefd[1], &n, sizeof n) != sizeof n) _exit(5);  // acknowledged
+    }
+    for (;;) pause();
+  }
+  close(pipefd[1]);
+  int32_t acked = 0, n;
+  while (acked < 120 && read(pipefd[0], &n, sizeof n) == sizeof n) acked = n;
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  while (read(pipefd[0], &n, sizeof n) == sizeof n) acked = n;
+  close(pipefd[0]);
+  auto s = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(s.ok());
+  for (int i = 0; i < acked; ++i) EXPECT_TRUE((*s)->Read("Patient", "c" + std::to_string(i)).ok()) << i;
+}
+
+}  // namespace
+}  // namespace rhip::store

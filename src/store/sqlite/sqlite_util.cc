@@ -1,0 +1,90 @@
+#include "store/sqlite/sqlite_util.h"
+
+namespace rhip::store::sqlite {
+
+void Stmt::Bind(int i, const SqlValue& v) {
+  if (std::holds_alternative<int64_t>(v)) {
+    Bind(i, std::get<int64_t>(v));
+  } else if (std::holds_alternative<double>(v)) {
+    Bind(i, std::get<double>(v));
+  } else if (std::holds_alternative<std::string>(v)) {
+    Bind(i, std::string_view(std::get<std::string>(v)));
+  } else {
+    BindNull(i);
+  }
+}
+
+bool Stmt::Step(Status* status) {
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) {
+    StatusCode code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? StatusCode::kUnavailable
+                      : rc == SQLITE_CORRUPT                    ? StatusCode::kDataLoss
+                      : rc == SQLITE_CONSTRAINT                 ? StatusCode::kConflict
+                                                                : StatusCode::kInternal;
+    *status = Status(code, std::string("store: ") + sqlite3_errmsg(db_));
+  }
+  return false;
+}
+
+Status Stmt::Run() {
+  Status st;
+  while (Step(&st)) {
+  }
+  return st;
+}
+
+Db::~Db() {
+  cache_.clear();
+  sqlite3_close_v2(db_);
+}
+
+StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create) {
+  sqlite3* raw = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  if (create) flags |= SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    sqlite3_close_v2(raw);
+    return Status(StatusCode::kUnavailable, "cannot open store " + path + ": " + msg);
+  }
+  auto db = std::unique_ptr<Db>(new Db(raw));
+  sqlite3_busy_timeout(raw, 10000);
+  sqlite3_extended_result_codes(raw, 0);
+  return db;
+}
+
+Status Db::Exec(std::string_view sql) {
+  char* err = nullptr;
+  std::string s(sql);
+  if (sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Internal("store: " + msg);
+  }
+  return Status::Ok();
+}
+
+StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end()) {
+    it->second->Reset();
+    return it->second.get();
+  }
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s,
+                         nullptr) != SQLITE_OK) {
+    return Internal(std::string("store: cannot prepare query: ") + sqlite3_errmsg(db_));
+  }
+  // Search queries are built from a bounded set of shapes with bound values, so
+  // the cache stays small; statements live as long as the connection.
+  auto [pos, _] = cache_.emplace(sql, std::make_unique<Stmt>(db_, s));
+  return pos->second.get();
+}
+
+Status Db::Error(std::string_view what) const {
+  return Internal(std::string("store: ") + std::string(what) + ": " + sqlite3_errmsg(db_));
+}
+
+}  // namespace rhip::store::sqlite
