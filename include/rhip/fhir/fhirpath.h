@@ -1,0 +1,54 @@
+// A FHIRPath subset: enough to evaluate the official R4 SearchParameter
+// expressions (path navigation with choice types, `|`, `where()`, `ofType()`,
+// `exists()`, `empty()`, `first()`, `resolve() is Type`, `is`, `as`, `=`, `!=`,
+// `and`, `or`, `not()`, `extension('url')`, string/boolean/number literals).
+//
+// Navigation is typed by the generated R4 model (definitions.h): every result
+// node knows its FHIR type ("HumanName", "Reference", "dateTime" ...), which is
+// what search-index extraction converts by.
+//
+// Thread-safety: a compiled FhirPath is immutable and may be evaluated from many
+// threads at once.
+//
+// Example:
+//   ASSIGN_OR_RETURN(FhirPath p, FhirPath::Compile("Patient.telecom.where(system='phone')"));
+//   for (const PathNode& n : p.Evaluate(doc, "Patient")) ...  // n.type == "ContactPoint"
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rhip/core/status.h"
+#include "rhip/fhir/definitions.h"
+#include "rhip/fhir/json.h"
+
+namespace rhip::fhir {
+
+struct PathNode {
+  const JsonValue* value = nullptr;  // nullptr for computed booleans and literals
+  const TypeDef* owner = nullptr;    // the type whose elements `prefix` is relative to
+  std::string prefix;                // backbone path inside `owner` ("" at a datatype or resource root)
+  std::string type;                  // FHIR type of this node: "HumanName", "string", "Patient" ...
+  int boolean = -1;                  // 0/1 for boolean results, -1 otherwise
+  std::string literal;               // string/number literal value (value == nullptr)
+};
+
+struct PathExpr;  // the compiled syntax tree (fhirpath.cc)
+
+class FhirPath {
+ public:
+  // Errors: kInvalidArgument naming the unsupported function or the syntax error.
+  static StatusOr<FhirPath> Compile(std::string_view expression);
+
+  std::vector<PathNode> Evaluate(const JsonValue& resource, std::string_view resource_type) const;
+  const std::string& expression() const { return expression_; }
+
+ private:
+  std::string expression_;
+  // shared_ptr to const: the tree is immutable and shared by copies of this handle.
+  std::shared_ptr<const PathExpr> root_;
+};
+
+}  // namespace rhip::fhir

@@ -1,0 +1,264 @@
+#include "rhip/fhir/index.h"
+
+#include <unicode/normalizer2.h>
+#include <unicode/translit.h>
+#include <unicode/unistr.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+
+#include "rhip/core/time.h"
+#include "rhip/fhir/definitions.h"
+#include "rhip/fhir/fhirpath.h"
+
+namespace rhip::fhir {
+namespace {
+
+using store::ParamType;
+
+struct CompiledParam {
+  const SearchParamDef* def;
+  FhirPath path;
+};
+
+struct CompiledType {
+  std::vector<CompiledParam> params;
+  std::vector<std::string> compartment;  // reference params that put a resource in a Patient's compartment
+};
+
+const CompiledType& ForType(std::string_view type) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::unique_ptr<CompiledType>> cache;  // GUARDED_BY(mu)
+  std::lock_guard lock(mu);
+  auto& slot = cache[std::string(type)];
+  if (!slot) {
+    slot = std::make_unique<CompiledType>();
+    const Definitions& defs = Definitions::R4();
+    auto add = [&](const SearchParamDef& d) {
+      if (d.code == "_id" || d.code == "_lastUpdated") return;  // columns of the resource row
+      if (d.type == ParamType::kSpecial) return;
+      auto p = FhirPath::Compile(d.expression);
+      if (p.ok()) slot->params.push_back({&d, std::move(*p)});
+    };
+    for (const auto& d : defs.SearchParams(type)) add(d);
+    for (const auto& d : defs.CommonSearchParams()) add(d);
+    slot->compartment = defs.PatientCompartmentParams(type);
+  }
+  return *slot;
+}
+
+std::string_view Str(const JsonValue* v) {
+  if (!v || !v->IsString()) return {};
+  return {v->GetString(), v->GetStringLength()};
+}
+
+void AddString(const std::string& param, std::string_view s, store::IndexRows* rows) {
+  if (s.empty()) return;
+  rows->strings.push_back({param, NormalizeSearchString(s), std::string(s)});
+}
+
+void StringsOf(const JsonValue& v, const char* name, const std::string& param, store::IndexRows* rows) {
+  const JsonValue* m = Member(v, name);
+  if (!m) return;
+  if (m->IsArray()) {
+    for (const auto& x : m->GetArray()) AddString(param, Str(&x), rows);
+  } else {
+    AddString(param, Str(m), rows);
+  }
+}
+
+bool IsPrimitiveString(const std::string& t) {
+  return t == "string" || t == "code" || t == "id" || t == "uri" || t == "url" || t == "canonical" ||
+         t == "markdown" || t == "oid" || t == "uuid";
+}
+
+void ToString(const std::string& param, const PathNode& n, store::IndexRows* rows) {
+  const JsonValue& v = *n.value;
+  if (v.IsString()) {
+    AddString(param, Str(&v), rows);
+  } else if (n.type == "HumanName") {
+    for (const char* f : {"text", "family", "given", "prefix", "suffix"}) StringsOf(v, f, param, rows);
+  } else if (n.type == "Address") {
+    for (const char* f : {"text", "line", "city", "district", "state", "postalCode", "country"})
+      StringsOf(v, f, param, rows);
+  }
+}
+
+void AddToken(const std::string& param, std::string_view system, std::string_view code, store::IndexRows* rows) {
+  if (code.empty() && system.empty()) return;
+  rows->tokens.push_back({param, std::string(system), std::string(code)});
+}
+
+void ToToken(const std::string& param, const PathNode& n, store::IndexRows* rows) {
+  if (n.boolean >= 0) {
+    AddToken(param, "", n.boolean ? "true" : "false", rows);
+    return;
+  }
+  const JsonValue& v = *n.value;
+  if (v.IsBool()) {
+    AddToken(param, "", v.GetBool() ? "true" : "false", rows);
+  } else if (v.IsString()) {
+    AddToken(param, "", Str(&v), rows);
+  } else if (n.type == "Coding") {
+    AddToken(param, Str(Member(v, "system")), Str(Member(v, "code")), rows);
+  } else if (n.type == "CodeableConcept") {
+    if (const JsonValue* c = Member(v, "coding"); c && c->IsArray())
+      for (const auto& x : c->GetArray()) AddToken(param, Str(Member(x, "system")), Str(Member(x, "code")), rows);
+  } else if (n.type == "Identifier") {
+    AddToken(param, Str(Member(v, "system")), Str(Member(v, "value")), rows);
+  } else if (n.type == "ContactPoint") {
+    AddToken(param, Str(Member(v, "system")), Str(Member(v, "value")), rows);
+  } else if (v.IsNumber()) {
+    AddToken(param, "", std::to_string(v.GetInt64()), rows);
+  }
+}
+
+void ToDate(const std::string& param, const PathNode& n, store::IndexRows* rows) {
+  const JsonValue& v = *n.value;
+  if (v.IsString()) {
+    auto r = ParseFhirDate(Str(&v));
+    if (r.ok()) rows->dates.push_back({param, r->low, r->high});
+  } else if (n.type == "Period") {
+    Micros low = std::numeric_limits<Micros>::min(), high = std::numeric_limits<Micros>::max();
+    if (auto s = Str(Member(v, "start")); !s.empty()) {
+      auto r = ParseFhirDate(s);
+      if (!r.ok()) return;
+      low = r->low;
+    }
+    if (auto e = Str(Member(v, "end")); !e.empty()) {
+      auto r = ParseFhirDate(e);
+      if (!r.ok()) return;
+      high = r->high;
+    }
+    rows->dates.push_back({param, low, high});
+  } else if (n.type == "Timing") {
+    if (const JsonValue* ev = Member(v, "event"); ev && ev->IsArray())
+      for (const auto& x : ev->GetArray()) {
+        auto r = ParseFhirDate(Str(&x));
+        if (r.ok()) rows->dates.push_back({param, r->low, r->high});
+      }
+  }
+}
+
+void ToReference(const std::string& param, const PathNode& n, store::IndexRows* rows) {
+  const JsonValue& v = *n.value;
+  std::string_view ref = v.IsString() ? Str(&v) : Str(Member(v, "reference"));
+  if (ref.empty() || ref[0] == '#') return;
+  if (size_t h = ref.find("/_history/"); h != std::string_view::npos) ref = ref.substr(0, h);
+  if (ref.rfind("urn:", 0) == 0) {
+    rows->references.push_back({param, "", std::string(ref)});
+    return;
+  }
+  size_t last = ref.rfind('/');
+  if (last == std::string_view::npos || last + 1 == ref.size()) {
+    rows->references.push_back({param, "", std::string(ref)});
+    return;
+  }
+  size_t before = ref.rfind('/', last - 1);
+  std::string_view type = ref.substr(before == std::string_view::npos ? 0 : before + 1,
+                                     last - (before == std::string_view::npos ? 0 : before + 1));
+  if (Definitions::R4().IsResourceType(type)) {
+    rows->references.push_back({param, std::string(type), std::string(ref.substr(last + 1))});
+  } else {
+    rows->references.push_back({param, "", std::string(ref)});
+  }
+}
+
+void ToQuantity(const std::string& param, const PathNode& n, store::IndexRows* rows) {
+  const JsonValue& v = *n.value;
+  const JsonValue* value = Member(v, "value");
+  if (!value || !value->IsNumber()) return;
+  std::string_view code = Str(Member(v, "code"));
+  if (code.empty()) code = Str(Member(v, "unit"));
+  if (code.empty()) code = Str(Member(v, "currency"));
+  rows->quantities.push_back({param, value->GetDouble(), std::string(Str(Member(v, "system"))), std::string(code)});
+}
+
+template <typename Row>
+void Dedup(std::vector<Row>& v, bool (*eq)(const Row&, const Row&)) {
+  std::vector<Row> out;
+  out.reserve(v.size());
+  for (auto& r : v) {
+    bool dup = false;
+    for (const auto& o : out) dup = dup || eq(o, r);
+    if (!dup) out.push_back(std::move(r));
+  }
+  v = std::move(out);
+}
+
+}  // namespace
+
+std::string NormalizeSearchString(std::string_view text) {
+  bool ascii = true;
+  for (unsigned char c : text) ascii = ascii && c < 0x80;
+  if (ascii) {
+    std::string out(text);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  }
+  thread_local std::unique_ptr<icu::Transliterator> strip = [] {
+    UErrorCode status = U_ZERO_ERROR;
+    std::unique_ptr<icu::Transliterator> t(icu::Transliterator::createInstance(
+        "NFD; [:Nonspacing Mark:] Remove; NFKC", UTRANS_FORWARD, status));
+    return U_SUCCESS(status) ? std::move(t) : nullptr;
+  }();
+  icu::UnicodeString u = icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  if (strip) strip->transliterate(u);
+  u.foldCase();
+  std::string out;
+  u.toUTF8String(out);
+  return out;
+}
+
+store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type) {
+  store::IndexRows rows;
+  const CompiledType& ct = ForType(type);
+  for (const CompiledParam& p : ct.params) {
+    std::vector<PathNode> nodes = p.path.Evaluate(resource, type);
+    const std::string& code = p.def->code;
+    for (const PathNode& n : nodes) {
+      if (!n.value && n.boolean < 0) continue;
+      switch (p.def->type) {
+        case ParamType::kString: if (n.value) ToString(code, n, &rows); break;
+        case ParamType::kToken: ToToken(code, n, &rows); break;
+        case ParamType::kDate: if (n.value) ToDate(code, n, &rows); break;
+        case ParamType::kReference: if (n.value) ToReference(code, n, &rows); break;
+        case ParamType::kNumber:
+          if (n.value && n.value->IsNumber()) rows.numbers.push_back({code, n.value->GetDouble()});
+          break;
+        case ParamType::kQuantity: if (n.value) ToQuantity(code, n, &rows); break;
+        case ParamType::kUri:
+          if (n.value && n.value->IsString()) rows.uris.push_back({code, std::string(Str(n.value))});
+          break;
+        case ParamType::kSpecial: break;
+      }
+    }
+  }
+  Dedup<store::StringRow>(rows.strings, [](const store::StringRow& a, const store::StringRow& b) {
+    return a.param == b.param && a.exact == b.exact;
+  });
+  Dedup<store::TokenRow>(rows.tokens, [](const store::TokenRow& a, const store::TokenRow& b) {
+    return a.param == b.param && a.system == b.system && a.code == b.code;
+  });
+  Dedup<store::ReferenceRow>(rows.references, [](const store::ReferenceRow& a, const store::ReferenceRow& b) {
+    return a.param == b.param && a.target_type == b.target_type && a.target_id == b.target_id;
+  });
+  // Patient compartment.
+  if (type == "Patient") {
+    std::string_view id = Str(Member(resource, "id"));
+    if (!id.empty()) rows.compartment_patients.emplace_back(id);
+  }
+  for (const auto& r : rows.references) {
+    if (r.target_type != "Patient") continue;
+    if (std::find(ct.compartment.begin(), ct.compartment.end(), r.param) == ct.compartment.end()) continue;
+    if (std::find(rows.compartment_patients.begin(), rows.compartment_patients.end(), r.target_id) ==
+        rows.compartment_patients.end())
+      rows.compartment_patients.push_back(r.target_id);
+  }
+  return rows;
+}
+
+}  // namespace rhip::fhir
