@@ -42,6 +42,7 @@ for (const sd of sds) {
     if (t.length) el.t = t;
     if (e.contentReference) el.ref = e.contentReference.replace(/^#[A-Za-z]+\.?/, '');
     if (e.path.endsWith('[x]')) el.choice = true;
+    if (e.isSummary) el.s = 1;
     return el;
   });
   types[sd.id] = {

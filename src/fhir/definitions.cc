@@ -68,6 +68,7 @@ const Definitions& Definitions::R4() {
         }
         if (e.HasMember("ref")) el.content_reference = e["ref"].GetString();
         el.is_choice = e.HasMember("choice");
+        el.is_summary = e.HasMember("s");
         td.by_path.emplace(el.path, td.elements.size());
         td.elements.push_back(std::move(el));
       }

@@ -33,6 +33,7 @@ struct ElementDef {
   std::vector<ElementType> types;
   std::string content_reference; // "contact" when this element reuses another's definition; "" otherwise
   bool is_choice = false;        // path ends with [x]
+  bool is_summary = false;       // part of the _summary=true view
 };
 
 enum class TypeKind { kResource, kComplex, kPrimitive };
