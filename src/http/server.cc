@@ -1,1 +1,289 @@
-// http layer
+#include "rhip/http/server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "rhip/core/log.h"
+
+namespace rhip::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+std::string_view HttpRequest::Header(std::string_view lower_name) const {
+  for (const auto& [k, v] : headers)
+    if (k == lower_name) return v;
+  return {};
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message) {
+  std::string esc;
+  for (char c : message) {
+    if (c == '"' || c == '\\') esc += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    esc += c;
+  }
+  return Json(status, std::string(R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":")") +
+                          std::string(code) + R"(","diagnostics":")" + esc + R"("}]})");
+}
+
+void Router::Add(std::string method, std::string prefix, Handler handler) {
+  routes_.push_back({std::move(method), std::move(prefix), std::move(handler)});
+}
+
+const Handler* Router::Match(std::string_view method, std::string_view path) const {
+  const Route* best = nullptr;
+  for (const Route& r : routes_) {
+    if (!r.method.empty() && r.method != method && !(r.method == "GET" && method == "HEAD")) continue;
+    bool match = path == r.prefix ||
+                 (path.size() > r.prefix.size() && path.rfind(r.prefix, 0) == 0 &&
+                  (r.prefix.back() == '/' || path[r.prefix.size()] == '/'));
+    if (match && (!best || r.prefix.size() > best->prefix.size())) best = &r;
+  }
+  return best ? &best->handler : nullptr;
+}
+
+namespace {
+
+int DefaultThreads() {
+  int hw = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(4, 2 * std::max(1, hw));
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerOptions options;
+  Router router;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  asio::signal_set signals{ioc};
+  std::atomic<bool> stopping{false};
+  std::atomic<int> in_flight{0};
+  std::atomic<int64_t> next_id{1};
+  int bound_port = 0;
+
+  Impl(ServerOptions o, Router r) : options(std::move(o)), router(std::move(r)) {}
+
+  class Session : public std::enable_shared_from_this<Session> {
+   public:
+    Session(tcp::socket socket, Impl* server) : stream_(std::move(socket)), server_(server) {
+      beast::error_code ec;
+      auto ep = stream_.socket().remote_endpoint(ec);
+      if (!ec) remote_ = ep.address().to_string();
+    }
+    void Start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); }); }
+
+   private:
+    void Read() {
+      parser_.emplace();
+      parser_->body_limit(server_->options.body_limit);
+      parser_->header_limit(64 * 1024);
+      stream_.expires_after(first_ ? server_->options.read_timeout : server_->options.idle_timeout);
+      bhttp::async_read(stream_, buffer_, *parser_,
+                        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    }
+
+    void OnRead(beast::error_code ec) {
+      first_ = false;
+      if (ec == bhttp::error::body_limit) {
+        HttpResponse r = HttpResponse::Error(413, "too-costly",
+                                             "request body exceeds the limit of " +
+                                                 std::to_string(server_->options.body_limit) + " bytes");
+        Send(std::move(r), false, "-", "-", 0);
+        return;
+      }
+      if (ec == bhttp::error::header_limit) {
+        Send(HttpResponse::Error(431, "too-costly", "request headers too large"), false, "-", "-", 0);
+        return;
+      }
+      if (ec) {
+        if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+            ec != asio::error::connection_reset) {
+          if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
+            Send(HttpResponse::Error(400, "structure", "malformed HTTP request: " + ec.message()), false, "-", "-", 0);
+            return;
+          }
+        }
+        Close();
+        return;
+      }
+      ++server_->in_flight;
+      auto start = std::chrono::steady_clock::now();
+      auto& req = parser_->get();
+      HttpRequest r;
+      r.method = std::string(req.method_string());
+      std::string_view target(req.target().data(), req.target().size());
+      size_t q = target.find('?');
+      r.path = std::string(target.substr(0, q));
+      if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+      r.headers.reserve(16);
+      for (const auto& f : req) {
+        std::string name(f.name_string());
+        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+        r.headers.emplace_back(std::move(name), std::string(f.value()));
+      }
+      r.body = std::move(req.body());
+      r.host = std::string(req[bhttp::field::host]);
+      r.remote = remote_;
+      const bool keep_alive = req.keep_alive() && !server_->stopping.load();
+      HttpResponse resp;
+      if (const Handler* h = server_->router.Match(r.method, r.path)) {
+        resp = (*h)(r);
+      } else {
+        resp = HttpResponse::Error(404, "not-found", "no such path: " + r.path);
+      }
+      if (r.method == "HEAD") {
+        head_length_ = resp.body.size();
+        resp.body.clear();
+      } else {
+        head_length_ = std::string::npos;
+      }
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+      Send(std::move(resp), keep_alive, r.method, target, us);
+    }
+
+    void Send(HttpResponse r, bool keep_alive, std::string_view method, std::string_view target, int64_t us) {
+      auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+      res->version(11);
+      res->result(static_cast<unsigned>(r.status));
+      res->set(bhttp::field::server, "rhip");
+      if (!r.body.empty() || head_length_ != std::string::npos || r.status != 204)
+        res->set(bhttp::field::content_type, r.content_type);
+      for (auto& [k, v] : r.headers) res->set(k, v);
+      const size_t bytes = r.body.size();
+      res->body() = std::move(r.body);
+      res->keep_alive(keep_alive);
+      if (head_length_ != std::string::npos && res->body().empty()) {
+        res->content_length(head_length_);
+      } else {
+        res->prepare_payload();
+      }
+      if (server_->options.access_log && method != "-") {
+        log::Info("access id={} remote={} method={} target=\"{}\" status={} bytes={} dur_us={}",
+                  server_->next_id++, remote_, method, target, r.status, bytes, us);
+      }
+      res_ = res;
+      stream_.expires_after(server_->options.read_timeout);
+      const bool counted = method != "-";
+      bhttp::async_write(stream_, *res, [self = shared_from_this(), keep_alive, counted, res](beast::error_code ec, size_t) {
+        if (counted) --self->server_->in_flight;
+        self->res_.reset();
+        if (ec || !keep_alive) {
+          self->Close();
+          return;
+        }
+        self->Read();
+      });
+    }
+
+    void Close() {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream_.close();
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+    std::shared_ptr<void> res_;
+    Impl* server_;
+    std::string remote_;
+    bool first_ = true;
+    size_t head_length_ = std::string::npos;
+  };
+
+  void Accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      } else {
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<Session>(std::move(socket), this)->Start();
+      }
+      if (acceptor.is_open()) Accept();
+    });
+  }
+
+  void BeginShutdown() {
+    if (stopping.exchange(true)) return;
+    asio::post(ioc, [this] {
+      beast::error_code ec;
+      acceptor.close(ec);
+      signals.cancel(ec);
+    });
+    // Wait for in-flight requests on a helper thread, then stop the loop.
+    std::thread([this] {
+      auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+      while (in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      ioc.stop();
+    }).detach();
+  }
+};
+
+HttpServer::HttpServer(ServerOptions options, Router router)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(router))) {}
+
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::Listen() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.bind, ec);
+  if (ec) return InvalidArgument("cannot listen on '" + impl_->options.bind + "': not an IP address");
+  tcp::endpoint ep(address, static_cast<unsigned short>(impl_->options.port));
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status(StatusCode::kUnavailable, "cannot listen on " + impl_->options.bind + ":" +
+                                                std::to_string(impl_->options.port) + ": " + ec.message() +
+                                                " (is another server using the port? try --port)");
+  }
+  impl_->bound_port = a.local_endpoint().port();
+  return Status::Ok();
+}
+
+int HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::Run() {
+  Impl& s = *impl_;
+  if (s.options.handle_signals) {
+    s.signals.add(SIGINT);
+    s.signals.add(SIGTERM);
+    s.signals.async_wait([&s](beast::error_code ec, int sig) {
+      if (ec) return;
+      log::Info("signal={} shutting down: finishing in-flight requests", sig);
+      s.BeginShutdown();
+    });
+  }
+  s.Accept();
+  int n = s.options.threads > 0 ? s.options.threads : DefaultThreads();
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) threads.emplace_back([&s] { s.ioc.run(); });
+  s.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void HttpServer::Stop() { impl_->BeginShutdown(); }
+
+}  // namespace rhip::http

@@ -1,0 +1,59 @@
+// rhip serve: the platform's HTTP API over a data folder.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "rhip/core/log.h"
+#include "rhip/http/serve.h"
+#include "rhip/store/store.h"
+
+namespace rhip::cli {
+namespace {
+
+struct ServeFlags {
+  std::string data;
+  std::string bind = "127.0.0.1";
+  int port = 8080;
+  int threads = 0;
+  std::string static_dir;
+};
+
+int RunServe(const ServeFlags& f) {
+  log::Init();
+  std::error_code ec;
+  std::filesystem::create_directories(f.data, ec);
+  if (ec) return Fail("serve", "cannot create data folder " + f.data + ": " + ec.message());
+  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db"});
+  if (!store.ok()) return Fail("serve", store.status().ToString());
+  http::ServeOptions o;
+  o.server.bind = f.bind;
+  o.server.port = f.port;
+  o.server.threads = f.threads;
+  o.static_dir = f.static_dir;
+  Status st = http::Serve(o, **store, [&](int port) {
+    std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
+    std::fflush(stdout);
+  });
+  Status closed = (*store)->Close();
+  if (!st.ok()) return Fail("serve", st.ToString());
+  if (!closed.ok()) return Fail("serve", closed.ToString());
+  log::Info("stopped; store closed cleanly");
+  return 0;
+}
+
+RunFn Setup(CLI::App& sub) {
+  auto f = std::make_shared<ServeFlags>();
+  sub.add_option("--data", f->data, "data folder (created if missing); the store is DATA/rhip.db")->required();
+  sub.add_option("--port", f->port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
+  sub.add_option("--bind", f->bind, "address to listen on");
+  sub.add_option("--threads", f->threads, "server threads (default max(4, 2 x cores))")->check(CLI::Range(0, 256));
+  sub.add_option("--static", f->static_dir, "folder of the web UI's built files")->check(CLI::ExistingDirectory);
+  sub.footer("Example:\n  rhip serve --data data/demo --port 8080\n  curl http://127.0.0.1:8080/fhir/metadata");
+  return [f] { return RunServe(*f); };
+}
+
+}  // namespace
+
+RHIP_COMMAND(serve, "serve", "serve the FHIR R4 API (and the web UI) over a data folder", Setup);
+
+}  // namespace rhip::cli

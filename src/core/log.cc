@@ -1,0 +1,47 @@
+#include "rhip/core/log.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <cctype>
+
+namespace rhip {
+
+std::string MaskIdentifiers(std::string_view text) {
+  std::string out(text);
+  size_t i = 0;
+  while (i < out.size()) {
+    if (!std::isdigit(static_cast<unsigned char>(out[i])) || (i > 0 && std::isalnum(static_cast<unsigned char>(out[i - 1])))) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < out.size() && std::isdigit(static_cast<unsigned char>(out[j]))) ++j;
+    size_t len = j - i;
+    // an 18-character ID number may end in X
+    if (len == 17 && j < out.size() && (out[j] == 'X' || out[j] == 'x')) {
+      ++j;
+      len = 18;
+    }
+    const bool bounded = j == out.size() || !std::isalnum(static_cast<unsigned char>(out[j]));
+    if (bounded && (len == 18 || len == 15)) {
+      for (size_t k = i + 6; k < j - 4; ++k) out[k] = '*';
+    } else if (bounded && len == 11 && out[i] == '1' && out[i + 1] >= '3') {  // mobile: 13x-19x
+      for (size_t k = i + 3; k < i + 7; ++k) out[k] = '*';
+    }
+    i = j;
+  }
+  return out;
+}
+
+namespace log {
+
+void Init(std::string_view level) {
+  auto logger = spdlog::stderr_color_mt("rhip");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
+  spdlog::set_level(spdlog::level::from_str(std::string(level)));
+  spdlog::flush_every(std::chrono::seconds(1));
+}
+
+}  // namespace log
+}  // namespace rhip
