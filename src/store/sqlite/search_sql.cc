@@ -77,7 +77,7 @@ Status NumberCond(const SearchValue& v, const char* col, std::string* sql, std::
 
 // Builds the condition "resource r matches criterion c" (for resource type `type`).
 Status CriterionSql(const std::string& type, const Criterion& c, std::string* out,
-                    std::vector<SqlValue>* p) {
+                    std::vector<SqlValue>* p, bool driving = false) {
   if (c.modifier == Modifier::kText || c.modifier == Modifier::kBelow || c.modifier == Modifier::kAbove ||
       c.modifier == Modifier::kIn || c.modifier == Modifier::kNotIn || c.modifier == Modifier::kOfType ||
       c.modifier == Modifier::kIdentifier) {
@@ -214,14 +214,30 @@ Status CriterionSql(const std::string& type, const Criterion& c, std::string* ou
     }
     ors += (i ? " OR " : "") + one;
   }
-  std::string exists = "EXISTS (SELECT 1 FROM " + t + " x WHERE x.res = r.pk AND x.param = ? AND (" + ors + "))";
   if (c.modifier == Modifier::kNot) {
     if (c.type != ParamType::kToken)
       return InvalidArgument("parameter '" + c.param + "': :not applies to token parameters", c.param);
-    exists = "NOT " + exists;
+    *out = "NOT EXISTS (SELECT 1 FROM " + t + " x WHERE x.res = r.pk AND x.param = ? AND (" + ors + "))";
+  } else if (driving) {
+    // Drive the query from the value index: (param, value) → resource pks.
+    *out = "r.pk IN (SELECT x.res FROM " + t + " x WHERE x.param = ? AND (" + ors + "))";
+  } else {
+    *out = "EXISTS (SELECT 1 FROM " + t + " x WHERE x.res = r.pk AND x.param = ? AND (" + ors + "))";
   }
-  *out = exists;
   return Status::Ok();
+}
+
+// How well a criterion narrows the result (lower = better driver of the query).
+int Selectivity(const Criterion& c) {
+  if (c.missing || c.chain || c.modifier == Modifier::kNot || c.values.empty()) return 100;
+  if (c.param == "_id" || c.param == "_lastUpdated") return 100;  // columns of the resource row
+  switch (c.type) {
+    case ParamType::kToken: return c.values[0].code.empty() ? 50 : 1;
+    case ParamType::kReference: return 2;
+    case ParamType::kUri: return 3;
+    case ParamType::kString: return c.modifier == Modifier::kContains ? 60 : c.modifier == Modifier::kExact ? 4 : 5;
+    default: return 20;
+  }
 }
 
 }  // namespace
@@ -230,9 +246,22 @@ StatusOr<CompiledSql> CompileSearch(const SearchQuery& q) {
   CompiledSql out;
   out.where = "r.type = ? AND r.deleted = 0";
   out.params.push_back(q.type);
-  for (const Criterion& c : q.criteria) {
+  // The most selective positive criterion drives the query through its value
+  // index; the others are checked per candidate through the (res, param) index.
+  int driver = -1, best = 50;
+  for (size_t i = 0; i < q.criteria.size(); ++i) {
+    int sel = Selectivity(q.criteria[i]);
+    if (sel < best) {
+      best = sel;
+      driver = static_cast<int>(i);
+    }
+  }
+  // With a driver, `+r.type` keeps SQLite from scanning the type's rows instead
+  // (the unary plus disables the index on that column for this term).
+  if (driver >= 0) out.where = "+r.type = ? AND r.deleted = 0";
+  for (size_t i = 0; i < q.criteria.size(); ++i) {
     std::string cond;
-    RETURN_IF_ERROR(CriterionSql(q.type, c, &cond, &out.params));
+    RETURN_IF_ERROR(CriterionSql(q.type, q.criteria[i], &cond, &out.params, static_cast<int>(i) == driver));
     out.where += " AND " + cond;
   }
   std::string order;
