@@ -6,6 +6,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -279,7 +281,11 @@ void HttpServer::Run() {
   s.Accept();
   int n = s.options.threads > 0 ? s.options.threads : DefaultThreads();
   std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back([&s] { s.ioc.run(); });
+  for (int i = 1; i < n; ++i)
+    threads.emplace_back([&s] {
+      pthread_setname_np(pthread_self(), "rhip-http");
+      s.ioc.run();
+    });
   s.ioc.run();
   for (auto& t : threads) t.join();
 }

@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -371,7 +372,10 @@ class SqliteStore : public Store {
       free_.push_back(db.get());
       readers_.push_back(std::move(db));
     }
-    writer_ = std::thread([this] { WriterLoop(); });
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "rhip-writer");
+      WriterLoop();
+    });
     return Status::Ok();
   }
 
