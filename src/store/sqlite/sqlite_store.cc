@@ -45,29 +45,28 @@ CREATE TABLE resource_version (
   UNIQUE (type, id, version)
 );
 CREATE INDEX resource_version_type ON resource_version (type, seq);
-CREATE TABLE idx_string (res INTEGER NOT NULL, param TEXT NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL);
-CREATE INDEX idx_string_value ON idx_string (param, norm);
+CREATE TABLE idx_string (param TEXT NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, norm, exact, res)) WITHOUT ROWID;
 CREATE INDEX idx_string_res ON idx_string (res, param);
-CREATE TABLE idx_token (res INTEGER NOT NULL, param TEXT NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL);
-CREATE INDEX idx_token_value ON idx_token (param, code, system);
+CREATE TABLE idx_token (param TEXT NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, code, system, res)) WITHOUT ROWID;
 CREATE INDEX idx_token_res ON idx_token (res, param);
-CREATE TABLE idx_date (res INTEGER NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL);
-CREATE INDEX idx_date_value ON idx_date (param, low);
+CREATE TABLE idx_date (param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, low, high, res)) WITHOUT ROWID;
 CREATE INDEX idx_date_res ON idx_date (res, param);
-CREATE TABLE idx_reference (res INTEGER NOT NULL, param TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL);
-CREATE INDEX idx_reference_value ON idx_reference (param, target_id, target_type);
+CREATE TABLE idx_reference (param TEXT NOT NULL, target_id TEXT NOT NULL, target_type TEXT NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, target_id, target_type, res)) WITHOUT ROWID;
 CREATE INDEX idx_reference_res ON idx_reference (res, param);
-CREATE TABLE idx_number (res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL);
-CREATE INDEX idx_number_value ON idx_number (param, value);
+CREATE TABLE idx_number (param TEXT NOT NULL, value REAL NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, value, res)) WITHOUT ROWID;
 CREATE INDEX idx_number_res ON idx_number (res, param);
-CREATE TABLE idx_quantity (res INTEGER NOT NULL, param TEXT NOT NULL, value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL);
-CREATE INDEX idx_quantity_value ON idx_quantity (param, value);
+CREATE TABLE idx_quantity (param TEXT NOT NULL, value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+  res INTEGER NOT NULL, PRIMARY KEY (param, value, system, code, res)) WITHOUT ROWID;
 CREATE INDEX idx_quantity_res ON idx_quantity (res, param);
-CREATE TABLE idx_uri (res INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);
-CREATE INDEX idx_uri_value ON idx_uri (param, uri);
+CREATE TABLE idx_uri (param TEXT NOT NULL, uri TEXT NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, uri, res)) WITHOUT ROWID;
 CREATE INDEX idx_uri_res ON idx_uri (res, param);
-CREATE TABLE compartment (res INTEGER NOT NULL, patient_id TEXT NOT NULL);
-CREATE INDEX compartment_patient ON compartment (patient_id, res);
+CREATE TABLE compartment (patient_id TEXT NOT NULL, res INTEGER NOT NULL, PRIMARY KEY (patient_id, res)) WITHOUT ROWID;
 CREATE INDEX compartment_res ON compartment (res);
 )sql",
 };
@@ -279,7 +278,7 @@ class Tx : public WriteTransaction {
       return key;
     };
     if (!rows.strings.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_string VALUES (?, ?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_string (res, param, norm, exact) VALUES (?, ?, ?, ?)"));
       for (const auto& r : rows.strings) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.normalized); s->BindStatic(4, r.exact);
@@ -287,7 +286,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.tokens.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_token VALUES (?, ?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_token (res, param, system, code) VALUES (?, ?, ?, ?)"));
       for (const auto& r : rows.tokens) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.system); s->BindStatic(4, r.code);
@@ -295,7 +294,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.dates.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_date VALUES (?, ?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_date (res, param, low, high) VALUES (?, ?, ?, ?)"));
       for (const auto& r : rows.dates) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->Bind(3, r.low); s->Bind(4, r.high);
@@ -303,7 +302,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.references.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_reference VALUES (?, ?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_reference (res, param, target_type, target_id) VALUES (?, ?, ?, ?)"));
       for (const auto& r : rows.references) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.target_type); s->BindStatic(4, r.target_id);
@@ -311,7 +310,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.numbers.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_number VALUES (?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_number (res, param, value) VALUES (?, ?, ?)"));
       for (const auto& r : rows.numbers) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->Bind(3, r.value);
@@ -319,7 +318,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.quantities.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_quantity VALUES (?, ?, ?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_quantity (res, param, value, system, code) VALUES (?, ?, ?, ?, ?)"));
       for (const auto& r : rows.quantities) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->Bind(3, r.value);
@@ -328,7 +327,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.uris.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO idx_uri VALUES (?, ?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_uri (res, param, uri) VALUES (?, ?, ?)"));
       for (const auto& r : rows.uris) {
         s->Reset();
         s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.uri);
@@ -336,7 +335,7 @@ class Tx : public WriteTransaction {
       }
     }
     if (!rows.compartment_patients.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT INTO compartment VALUES (?, ?)"));
+      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO compartment (res, patient_id) VALUES (?, ?)"));
       for (const auto& p : rows.compartment_patients) {
         s->Reset();
         s->Bind(1, pk); s->BindStatic(2, p);
