@@ -28,7 +28,7 @@ function(rhip_add_test name)
   target_compile_options(${name} PRIVATE ${RHIP_WARNINGS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-    PROPERTIES ENVIRONMENT "RHIP_SOURCE_DIR=${CMAKE_SOURCE_DIR};RHIP_BIN=${CMAKE_BINARY_DIR}/rhip")
+    PROPERTIES ENVIRONMENT "RHIP_BIN=${CMAKE_BINARY_DIR}/rhip")
 endfunction()
 
 # rhip_add_benchmark(NAME SOURCES ... DEPS ...): a Google Benchmark binary (never part of ctest).

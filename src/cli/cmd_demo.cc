@@ -1,13 +1,14 @@
 // rhip demo: what `make run` starts — a demo region served on an embedded store.
 //
-// The data folder keeps the store between runs. When the folder holds a
-// generated region (DATA/region/fhir/*.ndjson) that is not imported yet, it is
-// imported first; then the API (and the web UI when built) is served.
+// The data folder keeps the store between runs. The first run generates a demo
+// region (rhip gen, 20,000 residents × 3 years) into DATA/region and imports it;
+// later runs serve what is stored. The API (and the web UI when built) is served.
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/command.h"
 #include "rhip/core/log.h"
+#include "rhip/gen/generator.h"
 #include "rhip/http/serve.h"
 #include "rhip/ingest/ndjson_import.h"
 #include "rhip/store/store.h"
@@ -19,6 +20,8 @@ struct DemoFlags {
   std::string data = "data/demo";
   std::string bind = "127.0.0.1";
   int port = 8080;
+  int64_t residents = 20000;
+  int years = 3;
 };
 
 int RunDemo(const DemoFlags& f) {
@@ -31,10 +34,28 @@ int RunDemo(const DemoFlags& f) {
   if (!store.ok()) return Fail("demo", store.status().ToString());
   const fs::path region = fs::path(f.data) / "region" / "fhir";
   const fs::path marker = fs::path(f.data) / ".imported";
+  if (!fs::exists(marker, ec) && !fs::is_directory(region, ec)) {
+    gen::GenOptions g;
+    g.residents = f.residents;
+    g.years = f.years;
+    g.seed = 1;
+    g.out = (fs::path(f.data) / "region").string();
+    g.force = true;
+    std::fprintf(stderr, "[demo] generating a demo region: %lld residents, %d years (rhip gen)\n",
+                 static_cast<long long>(g.residents), g.years);
+    auto s = gen::GenerateRegion(g, [](const gen::GenProgress& p) {
+      std::fprintf(stderr, "\r[demo] gen %lld / %lld residents", static_cast<long long>(p.residents_done),
+                   static_cast<long long>(p.residents_total));
+    });
+    std::fprintf(stderr, "\n");
+    if (!s.ok()) return Fail("demo", s.status().ToString());
+    std::fprintf(stderr, "[demo] generated %lld resources in %.1f s\n", static_cast<long long>(s->resources), s->seconds);
+  }
   if (fs::is_directory(region, ec) && !fs::exists(marker, ec)) {
     std::fprintf(stderr, "[demo] importing %s\n", region.c_str());
     auto s = ingest::ImportNdjson(**store, {region.string()}, {}, [](const ingest::ImportProgress& p) {
-      std::fprintf(stderr, "\r[demo] import %lld lines", static_cast<long long>(p.lines_done));
+      std::fprintf(stderr, "\r[demo] import %5.1f%%  %lld resources", p.bytes_total ? 100.0 * p.bytes_done / p.bytes_total : 0.0,
+                   static_cast<long long>(p.lines_done));
     });
     std::fprintf(stderr, "\n");
     if (!s.ok()) return Fail("demo", s.status().ToString());
@@ -42,8 +63,6 @@ int RunDemo(const DemoFlags& f) {
                  static_cast<long long>(s->created + s->updated), static_cast<long long>(s->failed));
     std::FILE* m = std::fopen(marker.c_str(), "w");
     if (m) std::fclose(m);
-  } else if (!fs::is_directory(region, ec)) {
-    std::fprintf(stderr, "[demo] no generated region in %s yet: serving the store as it is\n", region.c_str());
   }
   http::ServeOptions o;
   o.server.bind = f.bind;
@@ -64,6 +83,9 @@ RunFn Setup(CLI::App& sub) {
   sub.add_option("--data", f->data, "data folder of the demo (kept between runs)");
   sub.add_option("--port", f->port, "TCP port")->check(CLI::Range(0, 65535));
   sub.add_option("--bind", f->bind, "address to listen on");
+  sub.add_option("--residents", f->residents, "residents of the generated region (first run only)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10000000}));
+  sub.add_option("--years", f->years, "years of care to generate (first run only)")->check(CLI::Range(1, 20));
   sub.footer("Example:\n  rhip demo --data data/demo --port 8080      # what `make run` does");
   return [f] { return RunDemo(*f); };
 }

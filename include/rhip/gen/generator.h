@@ -1,0 +1,58 @@
+// rhip gen: a synthetic prefecture-level city (嘉兴市 by default) with ground truth.
+//
+// Everything is drawn from one seed: the same options give byte-identical
+// output. Each resident has a private random stream (seeded from the seed and
+// the resident's index), so adding work for one resident never changes another.
+//
+// Output (DOMAIN.md part A):
+//   DIR/fhir/<Type>.ndjson   Organization, Practitioner, Patient (one per resident per
+//                            institution that registered them), Encounter, Condition, Claim
+//   DIR/truth/patients.csv   record_id,person_id,corruptions
+//   DIR/truth/indicators.csv indicator,period,org,numerator,denominator,value (DOMAIN B.6)
+//   DIR/truth/summary.json   counts
+//
+// Thread-safety: GenerateRegion is re-entrant (no shared state).
+//
+// Example:
+//   GenOptions o; o.residents = 20000; o.years = 3; o.out = "data/demo/region";
+//   ASSIGN_OR_RETURN(GenSummary s, GenerateRegion(o, nullptr));
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "rhip/core/status.h"
+
+namespace rhip::gen {
+
+struct GenOptions {
+  int64_t residents = 20000;
+  uint64_t seed = 1;
+  int years = 3;
+  std::string start = "2021-01-01";  // first day of care
+  std::string out;
+  bool force = false;  // allow writing into a non-empty folder
+};
+
+struct GenSummary {
+  int64_t residents = 0;
+  int64_t resources = 0;
+  std::map<std::string, int64_t> per_type;
+  double seconds = 0;
+};
+
+struct GenProgress {
+  int64_t residents_done = 0;
+  int64_t residents_total = 0;
+  int64_t resources = 0;
+};
+using GenProgressFn = std::function<void(const GenProgress&)>;
+
+// Errors: kInvalidArgument for bad options (residents ≤ 0, years outside 1-20,
+// bad start date), kAlreadyExists for a non-empty folder without `force`,
+// kUnavailable when the folder cannot be written.
+StatusOr<GenSummary> GenerateRegion(const GenOptions& options, const GenProgressFn& progress);
+
+}  // namespace rhip::gen

@@ -1,1 +1,0 @@
-// rhip gen: see include/rhip/gen/

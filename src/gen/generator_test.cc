@@ -1,0 +1,265 @@
+#include "rhip/gen/generator.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "rhip/core/id_card.h"
+
+namespace rhip::gen {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<rapidjson::Document> ReadNdjson(const fs::path& p) {
+  std::vector<rapidjson::Document> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    EXPECT_FALSE(d.HasParseError()) << p << ": " << line.substr(0, 200);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// One generated region shared by the distribution tests (2,000 residents × 3 years).
+class GeneratedRegion : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("rhip-gen-test-" + std::to_string(::getpid())));
+    fs::remove_all(*dir_);
+    GenOptions o;
+    o.residents = 2000;
+    o.seed = 11;
+    o.years = 3;
+    o.out = dir_->string();
+    auto s = GenerateRegion(o, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    summary_ = new GenSummary(*s);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+    delete summary_;
+  }
+  static fs::path* dir_;
+  static GenSummary* summary_;
+};
+fs::path* GeneratedRegion::dir_ = nullptr;
+GenSummary* GeneratedRegion::summary_ = nullptr;
+
+TEST_F(GeneratedRegion, SameSeedGivesIdenticalBytesAndOtherSeedsDiffer) {
+  auto again = fs::temp_directory_path() / ("rhip-gen-again-" + std::to_string(::getpid()));
+  fs::remove_all(again);
+  GenOptions o;
+  o.residents = 2000;
+  o.seed = 11;
+  o.years = 3;
+  o.out = again.string();
+  ASSERT_TRUE(GenerateRegion(o, nullptr).ok());
+  for (const char* f : {"fhir/Patient.ndjson", "fhir/Encounter.ndjson", "fhir/Claim.ndjson", "truth/patients.csv",
+                        "truth/indicators.csv"})
+    EXPECT_EQ(Slurp(*dir_ / f), Slurp(again / f)) << f;
+  fs::remove_all(again);
+  o.seed = 12;
+  ASSERT_TRUE(GenerateRegion(o, nullptr).ok());
+  EXPECT_NE(Slurp(*dir_ / "fhir/Patient.ndjson"), Slurp(again / "fhir/Patient.ndjson"));
+  fs::remove_all(again);
+}
+
+TEST_F(GeneratedRegion, SurnamesFollowNationalFrequencies) {
+  // Person-level names come from the truth: take each person's first record.
+  std::map<std::string, std::string> first_record;
+  std::ifstream truth(*dir_ / "truth/patients.csv");
+  std::string line;
+  std::getline(truth, line);
+  std::map<std::string, std::string> person_of;
+  while (std::getline(truth, line)) {
+    auto c1 = line.find(','), c2 = line.find(',', c1 + 1);
+    std::string rid = line.substr(0, c1), pid = line.substr(c1 + 1, c2 - c1 - 1);
+    if (line.substr(c2 + 1).find("name") == std::string::npos) person_of[rid] = pid;
+  }
+  std::map<std::string, std::string> surname_of_person;
+  for (auto& p : ReadNdjson(*dir_ / "fhir/Patient.ndjson")) {
+    auto it = person_of.find(p["id"].GetString());
+    if (it != person_of.end()) surname_of_person[it->second] = p["name"][0]["family"].GetString();
+  }
+  std::map<std::string, int> counts;
+  for (auto& [_, s] : surname_of_person) counts[s]++;
+  int top5 = counts["王"] + counts["李"] + counts["张"] + counts["刘"] + counts["陈"];
+  double share = static_cast<double>(top5) / static_cast<double>(surname_of_person.size());
+  EXPECT_GT(share, 0.27);  // DOMAIN B.2: ~30 %
+  EXPECT_LT(share, 0.37);
+}
+
+TEST_F(GeneratedRegion, AgePyramidVisitRatesAndCareShares) {
+  std::map<std::string, std::string> org_level, org_county;
+  for (auto& o : ReadNdjson(*dir_ / "fhir/Organization.ndjson")) {
+    org_level[o["id"].GetString()] = o["type"][0]["coding"][0]["code"].GetString();
+    org_county[o["id"].GetString()] = o["address"][0]["district"].GetString();
+  }
+  std::map<std::string, std::string> patient_county;
+  int old = 0, people = 0;
+  std::set<std::string> seen_birth;
+  for (auto& p : ReadNdjson(*dir_ / "fhir/Patient.ndjson")) {
+    patient_county[p["id"].GetString()] = p["address"][0]["district"].GetString();
+  }
+  // ages from the ID-card-free truth: use birthDate of each person's first record
+  std::ifstream truth(*dir_ / "truth/patients.csv");
+  std::string line;
+  std::getline(truth, line);
+  std::set<std::string> persons;
+  while (std::getline(truth, line)) persons.insert(line.substr(line.find(',') + 1, 9));
+  people = static_cast<int>(persons.size());
+  EXPECT_EQ(people, 2000);
+  for (auto& p : ReadNdjson(*dir_ / "fhir/Patient.ndjson")) {
+    std::string id = p["id"].GetString();
+    std::string person = id.substr(4, 8);
+    if (!seen_birth.insert(person).second) continue;
+    if (std::string(p["birthDate"].GetString()) < "1956-01-01") ++old;  // ≥ 65 at the start (2021)
+  }
+  double old_share = static_cast<double>(old) / people;
+  EXPECT_GT(old_share, 0.12);
+  EXPECT_LT(old_share, 0.26);
+
+  int outpatient = 0, primary = 0, visits = 0, in_county = 0, inpatient = 0;
+  for (auto& e : ReadNdjson(*dir_ / "fhir/Encounter.ndjson")) {
+    std::string cls = e["class"]["code"].GetString();
+    std::string org = std::string(e["serviceProvider"]["reference"].GetString()).substr(13);
+    std::string patient = std::string(e["subject"]["reference"].GetString()).substr(8);
+    ++visits;
+    in_county += org_county[org] == patient_county[patient];
+    if (cls == "IMP") {
+      ++inpatient;
+      continue;
+    }
+    ++outpatient;
+    primary += org_level[org] == "township" || org_level[org] == "village";
+  }
+  double per_year = static_cast<double>(outpatient) / people / 3;
+  EXPECT_GT(per_year, 6.5);  // ~8 per resident-year
+  EXPECT_LT(per_year, 9.5);
+  double primary_share = static_cast<double>(primary) / outpatient;
+  EXPECT_GT(primary_share, 0.55);  // ~60 %
+  EXPECT_LT(primary_share, 0.66);
+  double county_share = static_cast<double>(in_county) / visits;
+  EXPECT_GT(county_share, 0.85);  // 88-90 %
+  EXPECT_LT(county_share, 0.93);
+  double admission = static_cast<double>(inpatient) / people / 3;
+  EXPECT_GT(admission, 0.12);  // 15-20 % per year
+  EXPECT_LT(admission, 0.22);
+}
+
+TEST_F(GeneratedRegion, EveryIdNumberIsValidOrCorruptedAsTheTruthSays) {
+  std::map<std::string, std::string> corruption;
+  std::ifstream truth(*dir_ / "truth/patients.csv");
+  std::string line;
+  std::getline(truth, line);
+  while (std::getline(truth, line)) {
+    auto c1 = line.find(','), c2 = line.find(',', c1 + 1);
+    corruption[line.substr(0, c1)] = line.substr(c2 + 1);
+  }
+  int typos = 0, missing = 0, old15 = 0;
+  for (auto& p : ReadNdjson(*dir_ / "fhir/Patient.ndjson")) {
+    std::string id = p["id"].GetString();
+    const std::string& c = corruption.at(id);
+    std::string number;
+    for (auto& ident : p["identifier"].GetArray())
+      if (std::string(ident["system"].GetString()) == "urn:oid:2.16.156.10011.1.3") number = ident["value"].GetString();
+    if (number.empty()) {
+      EXPECT_NE(c.find("id-missing"), std::string::npos) << id;
+      ++missing;
+      continue;
+    }
+    auto parsed = ParseIdCard(number);
+    if (c.find("id-typo") != std::string::npos) {
+      ++typos;  // a changed digit breaks the check character or the date (or, rarely, both hold)
+      continue;
+    }
+    ASSERT_TRUE(parsed.ok()) << id << " " << number << ": " << parsed.status().ToString();
+    if (number.size() == 15) {
+      EXPECT_NE(c.find("id-15"), std::string::npos);
+      ++old15;
+    }
+    EXPECT_EQ(parsed->sex == Sex::kMale, std::string(p["gender"].GetString()) == "male") << id;
+  }
+  EXPECT_GT(typos, 0);
+  EXPECT_GT(missing, 0);
+  EXPECT_GT(old15, 0);
+}
+
+TEST_F(GeneratedRegion, IndicatorTruthHasTheCityAndEveryCounty) {
+  std::string csv = Slurp(*dir_ / "truth/indicators.csv");
+  EXPECT_EQ(csv.rfind("indicator,period,org,numerator,denominator,value\n", 0), 0u);
+  for (const char* org : {"330400", "330402", "330411", "330421", "330424", "330481", "330482", "330483"})
+    EXPECT_NE(csv.find("county-visit-rate,2021," + std::string(org) + ","), std::string::npos) << org;
+  EXPECT_NE(csv.find("primary-care-visit-rate,2022,330400,"), std::string::npos);
+  EXPECT_NE(csv.find("inpatient-avg-cost,2023,330483,"), std::string::npos);
+  EXPECT_GT(summary_->resources, 100000);
+}
+
+TEST(GenerateRegion, RejectsBadOptionsAndKeepsNonEmptyFolders) {
+  GenOptions o;
+  o.out = (fs::temp_directory_path() / ("rhip-gen-bad-" + std::to_string(::getpid()))).string();
+  o.residents = 0;
+  EXPECT_EQ(GenerateRegion(o, nullptr).status().code(), StatusCode::kInvalidArgument);
+  o.residents = 10;
+  o.years = 0;
+  EXPECT_EQ(GenerateRegion(o, nullptr).status().code(), StatusCode::kInvalidArgument);
+  o.years = 1;
+  o.start = "2021-13-01";
+  EXPECT_EQ(GenerateRegion(o, nullptr).status().code(), StatusCode::kInvalidArgument);
+  o.start = "2021-01-01";
+  fs::create_directories(o.out);
+  std::ofstream(fs::path(o.out) / "keep.txt") << "precious";
+  auto refused = GenerateRegion(o, nullptr);
+  EXPECT_EQ(refused.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(refused.status().message().find("--force"), std::string::npos);
+  EXPECT_TRUE(fs::exists(fs::path(o.out) / "keep.txt"));
+  o.force = true;
+  EXPECT_TRUE(GenerateRegion(o, nullptr).ok());
+  fs::remove_all(o.out);
+  o.out = "/proc/rhip-cannot-write-here";
+  o.force = false;
+  EXPECT_EQ(GenerateRegion(o, nullptr).status().code(), StatusCode::kUnavailable);
+}
+
+int RunCli(const std::string& args, std::string* err) {
+  const char* bin = std::getenv("RHIP_BIN");
+  if (!bin) return -1;
+  std::string errfile = (fs::temp_directory_path() / ("rhip-cli-err-" + std::to_string(::getpid()))).string();
+  int rc = std::system((std::string(bin) + " " + args + " >/dev/null 2>" + errfile).c_str());
+  *err = Slurp(errfile);
+  fs::remove(errfile);
+  return WEXITSTATUS(rc);
+}
+
+TEST(GenCommand, BadArgumentsGiveOneLineErrorAndNonZeroExit) {
+  if (!std::getenv("RHIP_BIN")) GTEST_SKIP() << "RHIP_BIN not set (run through ctest)";
+  std::string err;
+  EXPECT_NE(RunCli("gen --residents 0 --out /tmp/rhip-x-none", &err), 0);
+  EXPECT_NE(err.find("--residents must be a positive number"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2);  // the progress line's newline + the error
+  EXPECT_NE(RunCli("gen --residents 5 --bogus 1 --out /tmp/rhip-x-none", &err), 0);
+  EXPECT_NE(err.find("bogus"), std::string::npos) << err;
+  EXPECT_NE(RunCli("gen --residents 5 --out /proc/rhip-x", &err), 0);
+}
+
+}  // namespace
+}  // namespace rhip::gen
