@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <unordered_map>
 
@@ -169,6 +171,10 @@ class Ndjson {
     std::fputc('\n', f_);
     ++count_;
   }
+  void Append(const std::string& text, int64_t n) {
+    std::fwrite(text.data(), 1, text.size(), f_);
+    count_ += n;
+  }
   int64_t count() const { return count_; }
   bool Close() {
     bool ok = f_ && std::fclose(f_) == 0;
@@ -310,6 +316,22 @@ struct Indicators {
 
 // ---- the generator --------------------------------------------------------------
 
+// What one block of residents produces; blocks are generated in parallel and
+// written in order, so the output does not depend on scheduling.
+struct Ctx {
+  rapidjson::StringBuffer buf;
+  std::map<std::string, std::string> lines;  // type → NDJSON text
+  std::map<std::string, int64_t> counts;
+  std::string truth;
+  Indicators ind;
+  void Put(const std::string& type) {
+    std::string& l = lines[type];
+    l.append(buf.GetString(), buf.GetSize());
+    l += '\n';
+    ++counts[type];
+  }
+};
+
 class Generator {
  public:
   Generator(const GenOptions& o, int64_t start_day) : o_(o), start_day_(start_day), region_(BuildRegion()) {}
@@ -329,10 +351,10 @@ class Generator {
     return Status::Ok();
   }
 
-  void WriteInstitutions() {
+  void WriteInstitutions(Ctx& c) {
     for (const Org& org : region_.orgs) {
-      buf_.Clear();
-      Writer w(buf_);
+      c.buf.Clear();
+      Writer w(c.buf);
       w.StartObject();
       Str(w, "resourceType", "Organization");
       Str(w, "id", org.id);
@@ -368,7 +390,7 @@ class Generator {
       w.EndArray();
       if (!org.part_of.empty()) Ref(w, "partOf", "Organization", org.part_of);
       w.EndObject();
-      files_["Organization"]->Put(buf_);
+      c.Put("Organization");
       if (org.level == Level::kGovernment) continue;
       for (int d = 1; d <= org.doctors; ++d) {
         std::string pid = org.id + "-D" + std::to_string(d);
@@ -376,8 +398,8 @@ class Generator {
         bool male = rng.Chance(0.5);
         std::string name = std::string(data::kSurnames[PickWeighted(rng, data::kSurnames, [](const auto& x) { return x.weight; })].value) +
                            std::string(rng.Pick(male ? data::kGivenMale : data::kGivenFemale));
-        buf_.Clear();
-        Writer pw(buf_);
+        c.buf.Clear();
+        Writer pw(c.buf);
         pw.StartObject();
         Str(pw, "resourceType", "Practitioner");
         Str(pw, "id", pid);
@@ -396,9 +418,9 @@ class Generator {
         pw.EndArray();
         Str(pw, "gender", male ? "male" : "female");
         pw.EndObject();
-        files_["Practitioner"]->Put(buf_);
-        buf_.Clear();
-        Writer rw(buf_);
+        c.Put("Practitioner");
+        c.buf.Clear();
+        Writer rw(c.buf);
         rw.StartObject();
         Str(rw, "resourceType", "PractitionerRole");
         Str(rw, "id", pid + "-R");
@@ -417,13 +439,13 @@ class Generator {
         rw.EndObject();
         rw.EndArray();
         rw.EndObject();
-        files_["PractitionerRole"]->Put(buf_);
+        c.Put("PractitionerRole");
       }
     }
   }
 
   // One resident: registrations (with clerks' errors) and years of care.
-  void Resident(int64_t index) {
+  void Resident(int64_t index, Ctx& c) const {
     Person p = MakePerson(index, o_.seed, start_day_);
     Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 2));
     std::unordered_map<std::string, std::string> records;  // org id → Patient id
@@ -431,9 +453,10 @@ class Generator {
       auto it = records.find(org.id);
       if (it != records.end()) return it->second;
       std::string rid = "pat-" + p.id.substr(1) + "-" + org.id;
-      WritePatient(p, org, rid, rng);
+      WritePatient(c, p, org, rid, rng);
       return records.emplace(org.id, rid).first->second;
     };
+    int seq = 0;  // this resident's encounters
     const int age0 = static_cast<int>((start_day_ - p.birth_day) / 365);
     for (int year = 0; year < o_.years; ++year) {
       const int64_t y0 = start_day_ + static_cast<int64_t>(year * 365.25);
@@ -446,10 +469,21 @@ class Generator {
       int visits = rng.Poisson(rate * 0.93);
       for (int v = 0; v < visits; ++v) {
         int64_t day = y0 + rng.Int(0, 364);
-        Visit(p, rng, day, cal_year, rng.Chance(0.04) ? "EMER" : "AMB", record_at);
+        Visit(c, p, rng, day, cal_year, rng.Chance(0.04) ? "EMER" : "AMB", record_at, &seq);
       }
       double admit = age < 5 ? 0.10 : age < 45 ? 0.08 : age < 65 ? 0.16 : 0.32;
-      if (rng.Chance(admit)) Visit(p, rng, y0 + rng.Int(0, 364), cal_year, "IMP", record_at);
+      if (rng.Chance(admit)) Visit(c, p, rng, y0 + rng.Int(0, 364), cal_year, "IMP", record_at, &seq);
+    }
+  }
+
+  // Appends a block's output to the files, in block order.
+  void Flush(Ctx& c) {
+    for (auto& [type, text] : c.lines) files_[type]->Append(text, c.counts[type]);
+    std::fputs(c.truth.c_str(), truth_);
+    for (auto& [k, a] : c.ind.acc) {
+      Acc& t = ind_.acc[k];
+      t.num += a.num;
+      t.den += a.den;
     }
   }
 
@@ -465,14 +499,14 @@ class Generator {
   }
 
  private:
-  int CalendarYear(int64_t day) const {
+  static int CalendarYear(int64_t day) {
     int y;
     unsigned m, d;
     CivilFromDays(day, &y, &m, &d);
     return y;
   }
 
-  const Org& ChooseInstitution(const Person& p, Rng& rng, const std::string& cls) {
+  const Org& ChooseInstitution(const Person& p, Rng& rng, const std::string& cls) const {
     const auto& towns = region_.townships.at(p.county);
     const auto& villages = region_.villages.at(p.county);
     const auto& county = region_.county_hospitals.at(p.county);
@@ -495,12 +529,13 @@ class Generator {
   }
 
   template <typename RecordAt>
-  void Visit(const Person& p, Rng& rng, int64_t day, int year, const char* cls, RecordAt& record_at) {
+  void Visit(Ctx& c, const Person& p, Rng& rng, int64_t day, int year, const char* cls, RecordAt& record_at,
+             int* seq) const {
     if (day > start_day_ + static_cast<int64_t>(o_.years * 365.25)) return;
     const std::string klass = cls;
     const Org& org = ChooseInstitution(p, rng, klass);
     const std::string& patient = record_at(org);
-    const std::string n = std::to_string(++encounter_seq_);
+    const std::string n = p.id.substr(1) + "-" + std::to_string(++*seq);
     const std::string enc = "enc-" + n;
     const bool imp = klass == "IMP";
     const int start_min = rng.Int(7 * 60 + 30, 17 * 60);
@@ -518,8 +553,8 @@ class Generator {
     }
     const std::string cond = "cond-" + n;
     {
-      buf_.Clear();
-      Writer w(buf_);
+      c.buf.Clear();
+      Writer w(c.buf);
       w.StartObject();
       Str(w, "resourceType", "Condition");
       Str(w, "id", cond);
@@ -541,7 +576,7 @@ class Generator {
       Ref(w, "encounter", "Encounter", enc);
       Str(w, "recordedDate", DateTimeStr(day, start_min));
       w.EndObject();
-      files_["Condition"]->Put(buf_);
+      c.Put("Condition");
     }
     // Surgery for some stays.
     const data::ProcedureDef* proc = nullptr;
@@ -552,8 +587,8 @@ class Generator {
     }
     const int end_day_offset = day_surgery ? 0 : los;
     {
-      buf_.Clear();
-      Writer w(buf_);
+      c.buf.Clear();
+      Writer w(c.buf);
       w.StartObject();
       Str(w, "resourceType", "Encounter");
       Str(w, "id", enc);
@@ -605,11 +640,11 @@ class Generator {
       }
       Ref(w, "serviceProvider", "Organization", org.id);
       w.EndObject();
-      files_["Encounter"]->Put(buf_);
+      c.Put("Encounter");
     }
     if (proc) {
-      buf_.Clear();
-      Writer w(buf_);
+      c.buf.Clear();
+      Writer w(c.buf);
       w.StartObject();
       Str(w, "resourceType", "Procedure");
       Str(w, "id", "proc-" + n);
@@ -632,7 +667,7 @@ class Generator {
       Ref(w, "encounter", "Encounter", enc);
       Str(w, "performedDateTime", DateTimeStr(day, start_min + 60));
       w.EndObject();
-      files_["Procedure"]->Put(buf_);
+      c.Put("Procedure");
     }
     // Costs (CNY): one Claim per encounter.
     struct Item {
@@ -657,8 +692,8 @@ class Generator {
       sum += a;
     }
     {
-      buf_.Clear();
-      Writer w(buf_);
+      c.buf.Clear();
+      Writer w(c.buf);
       w.StartObject();
       Str(w, "resourceType", "Claim");
       Str(w, "id", "clm-" + n);
@@ -715,38 +750,38 @@ class Generator {
       Str(w, "currency", "CNY");
       w.EndObject();
       w.EndObject();
-      files_["Claim"]->Put(buf_);
+      c.Put("Claim");
     }
     // Indicator truth, straight from the model (DOMAIN B.6).
     const bool in_county = org.county == p.county;
     for (const std::string& area : {p.county, std::string("330400")}) {
-      ind_.Add("county-visit-rate", year, area, (area == "330400" || in_county) ? 1 : 0, 1);
+      c.ind.Add("county-visit-rate", year, area, (area == "330400" || in_county) ? 1 : 0, 1);
     }
     const int end_year = CalendarYear(day + end_day_offset);
     double service = 0;
     for (size_t i = 0; i < shares.size(); ++i) {
-      std::string_view c = shares[i].category;
-      if (c != "drug" && c != "material" && c != "exam" && c != "lab") service += amounts[i];
+      std::string_view cat = shares[i].category;
+      if (cat != "drug" && cat != "material" && cat != "exam" && cat != "lab") service += amounts[i];
     }
     for (const std::string& area : {org.county, std::string("330400")}) {
       if (!imp) {
-        ind_.Add("primary-care-visit-rate", year, area, org.primary() ? 1 : 0, 1);
-        ind_.Add("outpatient-avg-cost", year, area, total, 1);
-        ind_.Add("service-revenue-share", year, area, service, total);
+        c.ind.Add("primary-care-visit-rate", year, area, org.primary() ? 1 : 0, 1);
+        c.ind.Add("outpatient-avg-cost", year, area, total, 1);
+        c.ind.Add("service-revenue-share", year, area, service, total);
       } else {
-        ind_.Add("inpatient-avg-cost", end_year, area, total, 1);
-        ind_.Add("service-revenue-share", end_year, area, service, total);
+        c.ind.Add("inpatient-avg-cost", end_year, area, total, 1);
+        c.ind.Add("service-revenue-share", end_year, area, service, total);
         if (proc) {
-          ind_.Add("day-surgery-share", end_year, area, day_surgery ? 1 : 0, 1);
-          ind_.Add("level34-surgery-share", end_year, area, proc->level >= 3 ? 1 : 0, 1);
-          ind_.Add("mis-share", end_year, area, proc->minimally_invasive ? 1 : 0, 1);
+          c.ind.Add("day-surgery-share", end_year, area, day_surgery ? 1 : 0, 1);
+          c.ind.Add("level34-surgery-share", end_year, area, proc->level >= 3 ? 1 : 0, 1);
+          c.ind.Add("mis-share", end_year, area, proc->minimally_invasive ? 1 : 0, 1);
         }
       }
     }
   }
 
   // The Patient an institution registered, with the errors its clerk made.
-  void WritePatient(const Person& p, const Org& org, const std::string& rid, Rng& rng) {
+  void WritePatient(Ctx& c, const Person& p, const Org& org, const std::string& rid, Rng& rng) const {
     std::vector<std::string> corruptions;
     std::string surname = p.surname, given = p.given;
     auto replace_char = [&](const std::vector<std::vector<std::string_view>>& groups, const char* tag) {
@@ -813,8 +848,8 @@ class Generator {
       address = "浙江省嘉兴市" + std::to_string(rng.Int(1, 200)) + "号";
       corruptions.push_back("address-changed");
     }
-    buf_.Clear();
-    Writer w(buf_);
+    c.buf.Clear();
+    Writer w(c.buf);
     w.StartObject();
     Str(w, "resourceType", "Patient");
     Str(w, "id", rid);
@@ -866,10 +901,10 @@ class Generator {
     w.EndArray();
     Ref(w, "managingOrganization", "Organization", org.id);
     w.EndObject();
-    files_["Patient"]->Put(buf_);
+    c.Put("Patient");
     std::string joined;
-    for (const auto& c : corruptions) joined += (joined.empty() ? "" : ";") + c;
-    std::fprintf(truth_, "%s,%s,%s\n", rid.c_str(), p.id.c_str(), joined.c_str());
+    for (const auto& tag : corruptions) joined += (joined.empty() ? "" : ";") + tag;
+    c.truth += rid + "," + p.id + "," + joined + "\n";
   }
 
   Status WriteIndicators() {
@@ -890,8 +925,6 @@ class Generator {
   Region region_;
   std::map<std::string, std::unique_ptr<Ndjson>> files_;
   std::FILE* truth_ = nullptr;
-  rapidjson::StringBuffer buf_;
-  int64_t encounter_seq_ = 0;
   Indicators ind_;
 };
 
@@ -919,16 +952,32 @@ StatusOr<GenSummary> GenerateRegion(const GenOptions& o, const GenProgressFn& pr
                                           static_cast<unsigned>(std::stoi(o.start.substr(8, 2))));
   Generator g(o, start_day);
   RETURN_IF_ERROR(g.Open());
-  g.WriteInstitutions();
+  {
+    Ctx c;
+    g.WriteInstitutions(c);
+    g.Flush(c);
+  }
+  // Blocks of residents generated on two threads, written in order.
+  constexpr int64_t kBlock = 256;
+  const int64_t blocks = (o.residents + kBlock - 1) / kBlock;
+  auto make = [&](int64_t b) {
+    auto c = std::make_unique<Ctx>();
+    for (int64_t i = b * kBlock; i < std::min(o.residents, (b + 1) * kBlock); ++i) g.Resident(i, *c);
+    return c;
+  };
   auto last = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < o.residents; ++i) {
-    g.Resident(i);
-    if (progress && (i + 1 == o.residents || (i & 1023) == 0)) {
-      auto now = std::chrono::steady_clock::now();
-      if (i + 1 == o.residents || now - last > std::chrono::milliseconds(500)) {
-        last = now;
-        progress({i + 1, o.residents, 0});
-      }
+  std::deque<std::future<std::unique_ptr<Ctx>>> in_flight;
+  int64_t next = 0, done = 0;
+  while (done < blocks) {
+    while (next < blocks && in_flight.size() < 4) in_flight.push_back(std::async(std::launch::async, make, next++));
+    std::unique_ptr<Ctx> c = in_flight.front().get();
+    in_flight.pop_front();
+    g.Flush(*c);
+    ++done;
+    auto now = std::chrono::steady_clock::now();
+    if (progress && (done == blocks || now - last > std::chrono::milliseconds(500))) {
+      last = now;
+      progress({std::min(o.residents, done * kBlock), o.residents, 0});
     }
   }
   GenSummary s;
