@@ -74,6 +74,7 @@ int RunDemo(const DemoFlags& f) {
     std::fflush(stdout);
   });
   Status closed = (*store)->Close();
+  log::Shutdown();
   if (!st.ok()) return Fail("demo", st.ToString());
   return closed.ok() ? 0 : Fail("demo", closed.ToString());
 }

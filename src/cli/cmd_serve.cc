@@ -38,6 +38,7 @@ int RunServe(const ServeFlags& f) {
   if (!st.ok()) return Fail("serve", st.ToString());
   if (!closed.ok()) return Fail("serve", closed.ToString());
   log::Info("stopped; store closed cleanly");
+  log::Shutdown();
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "rhip/core/log.h"
 
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <cctype>
@@ -36,12 +37,17 @@ std::string MaskIdentifiers(std::string_view text) {
 namespace log {
 
 void Init(std::string_view level) {
-  auto logger = spdlog::stderr_color_mt("rhip");
+  // Asynchronous: request threads queue the line; one background thread writes it.
+  // Overflow blocks rather than drops, so no access line is ever lost.
+  spdlog::init_thread_pool(16384, 1);
+  auto logger = spdlog::stderr_color_mt<spdlog::async_factory>("rhip");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
   spdlog::set_level(spdlog::level::from_str(std::string(level)));
   spdlog::flush_every(std::chrono::seconds(1));
 }
+
+void Shutdown() { spdlog::shutdown(); }
 
 }  // namespace log
 }  // namespace rhip

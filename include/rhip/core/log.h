@@ -24,6 +24,8 @@ namespace log {
 
 // Sets the level ("debug", "info", "warn", "error") and the line pattern; call once at start-up.
 void Init(std::string_view level = "info");
+// Writes out queued lines and stops the logging thread; call before exit.
+void Shutdown();
 
 template <typename... Args>
 void Info(fmt::format_string<Args...> f, Args&&... args) {

@@ -232,6 +232,37 @@ TEST_F(StoreTest, ReferenceAndDateTogetherAndChained) {
   EXPECT_TRUE(Ids({.type = "Observation", .criteria = {missing}}).empty());
 }
 
+TEST_F(StoreTest, NumberAndUriSearch) {
+  PutRequest a = Observation("n1", "p1", 100, 5);
+  a.index.numbers.push_back({"rank", 3});
+  a.index.uris.push_back({"url", "http://rhip.health/x"});
+  PutRequest b = Observation("n2", "p1", 100, 5);
+  b.index.numbers.push_back({"rank", 10});
+  ASSERT_TRUE(Put(a).ok());
+  ASSERT_TRUE(Put(b).ok());
+  Criterion num;
+  num.param = "rank";
+  num.type = ParamType::kNumber;
+  num.values.push_back({.prefix = Prefix::kEq, .number = 3, .number_low = 2.5, .number_high = 3.5});
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {num}}), std::vector<std::string>{"n1"});
+  num.values[0].prefix = Prefix::kGe;
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {num}}), (std::vector<std::string>{"n1", "n2"}));
+  num.values[0].prefix = Prefix::kGt;
+  num.values[0].number = 5;
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {num}}), std::vector<std::string>{"n2"});
+  Criterion uri;
+  uri.param = "url";
+  uri.type = ParamType::kUri;
+  uri.values.push_back({.text = "http://rhip.health/x"});
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {uri}}), std::vector<std::string>{"n1"});
+  Criterion bad;
+  bad.param = "code";
+  bad.type = ParamType::kToken;
+  bad.modifier = Modifier::kText;
+  bad.values.push_back({.code = "x"});
+  EXPECT_EQ(store_->Search({.type = "Observation", .criteria = {bad}}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(StoreTest, SortsByParameterDescendingWithStableTieBreak) {
   const Micros day = kMicrosPerDay;
   ASSERT_TRUE(Put(Patient("a", 1, "M1", "x", 30 * day)).ok());
