@@ -25,7 +25,7 @@ if [ ! -f "$WORK/data/.loaded" ]; then
   touch "$WORK/data/.loaded"
 fi
 
-"$RHIP" serve --data "$WORK/data" --port "$PORT" --threads 8 >"$WORK/serve.log" 2>&1 &
+"$RHIP" serve --data "$WORK/data" --port "$PORT" ${THREADS:+--threads $THREADS} >"$WORK/serve.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
