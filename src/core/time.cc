@@ -201,15 +201,18 @@ std::string FormatInstant(Micros t) {
   return buf;
 }
 
-std::string FormatLocalDate(Micros t) {
-  Micros local = t + kRegionUtcOffsetMinutes * 60 * kMicrosPerSecond;
-  int64_t days = local >= 0 ? local / kMicrosPerDay : -((-local + kMicrosPerDay - 1) / kMicrosPerDay);
+std::string FormatCivilDate(int64_t days) {
   int y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
   char buf[16];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", y, m, d);
   return buf;
+}
+
+std::string FormatLocalDate(Micros t) {
+  Micros local = t + kRegionUtcOffsetMinutes * 60 * kMicrosPerSecond;
+  return FormatCivilDate(local >= 0 ? local / kMicrosPerDay : -((-local + kMicrosPerDay - 1) / kMicrosPerDay));
 }
 
 Micros NowMicros() {

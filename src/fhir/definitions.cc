@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
@@ -27,6 +28,19 @@ const std::vector<SearchParamDef> kNoParams;
 const std::vector<std::string> kNoStrings;
 
 }  // namespace
+
+std::string TypeName(const ElementType& t) {
+  std::string_view c = t.code;
+  if (c.rfind("System.", 0) == 0) c.remove_prefix(7);
+  return std::string(c);
+}
+
+std::string ChoiceMemberName(std::string_view base, std::string_view type) {
+  std::string out(base);
+  out += type;
+  if (out.size() > base.size()) out[base.size()] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[base.size()])));
+  return out;
+}
 
 const ElementDef* TypeDef::Find(std::string_view path) const {
   auto it = by_path.find(std::string(path));

@@ -218,18 +218,6 @@ class Parser {
 
 using Nodes = std::vector<PathNode>;
 
-std::string Capitalize(std::string_view s) {
-  std::string out(s);
-  if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
-  return out;
-}
-
-std::string TypeCode(const ElementType& t) {
-  std::string_view c = t.code;
-  if (c.rfind("System.", 0) == 0) c.remove_prefix(7);
-  return std::string(c);
-}
-
 bool HasNested(const TypeDef& td, const std::string& path) {
   auto it = td.by_path.find(path + ".id");
   if (it != td.by_path.end()) return true;
@@ -263,8 +251,8 @@ void Child(const PathNode& n, const std::string& name, Nodes* out) {
     ed = n.owner->Find(path + "[x]");
     if (!ed) return;
     for (const ElementType& t : ed->types) {
-      std::string code = TypeCode(t);
-      const JsonValue* v = Member(*n.value, name + Capitalize(code));
+      std::string code = TypeName(t);
+      const JsonValue* v = Member(*n.value, ChoiceMemberName(name, code));
       if (!v) continue;
       AddValues(*v, defs.Type(code), "", code, out);
     }
@@ -277,7 +265,7 @@ void Child(const PathNode& n, const std::string& name, Nodes* out) {
     return;
   }
   if (ed->types.empty()) return;
-  std::string code = TypeCode(ed->types[0]);
+  std::string code = TypeName(ed->types[0]);
   if ((code == "BackboneElement" || code == "Element") && HasNested(*n.owner, path)) {
     AddValues(*v, n.owner, path, "BackboneElement", out);
     return;

@@ -23,18 +23,6 @@ struct Scope {
   std::vector<const ElementDef*> required;  // min >= 1 children
 };
 
-std::string Capitalize(std::string_view s) {
-  std::string out(s);
-  if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
-  return out;
-}
-
-std::string TypeCode(const ElementType& t) {
-  std::string_view c = t.code;
-  if (c.rfind("System.", 0) == 0) c.remove_prefix(7);
-  return std::string(c);
-}
-
 // Built once: "Type|prefix" → its members, for every type of the model.
 class ScopeTable {
  public:
@@ -80,12 +68,12 @@ class ScopeTable {
         if (e.is_choice) {
           std::string base = name.substr(0, name.size() - 3);
           for (const ElementType& t : e.types) {
-            std::string code = TypeCode(t);
-            scope.members[base + Capitalize(code)] = {&e, code, base};
+            std::string code = TypeName(t);
+            scope.members[ChoiceMemberName(base, code)] = {&e, code, base};
             if (const TypeDef* d = defs.Type(code)) todo.push_back(d);
           }
         } else {
-          std::string code = e.types.empty() ? "" : TypeCode(e.types[0]);
+          std::string code = e.types.empty() ? "" : TypeName(e.types[0]);
           scope.members[name] = {&e, code, name};
           if (const TypeDef* d = defs.Type(code)) todo.push_back(d);
         }
@@ -168,7 +156,7 @@ class Validator {
       if (e->is_choice) {
         std::string base = name.substr(0, name.size() - 3);
         for (const ElementType& t : e->types) {
-          std::string n = base + Capitalize(TypeCode(t));
+          std::string n = ChoiceMemberName(base, TypeName(t));
           present = present || v.HasMember(n.c_str()) || v.HasMember(("_" + n).c_str());
         }
         name = base + "[x]";

@@ -212,14 +212,7 @@ void Coding(Writer& w, const char* k, std::string_view system, std::string_view 
   w.EndObject();
 }
 
-std::string DateStr(int64_t day) {
-  int y;
-  unsigned m, d;
-  CivilFromDays(day, &y, &m, &d);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", y, m, d);
-  return buf;
-}
+std::string DateStr(int64_t day) { return FormatCivilDate(day); }
 std::string DateTimeStr(int64_t day, int minutes) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%sT%02d:%02d:00+08:00", DateStr(day).c_str(), minutes / 60 % 24, minutes % 60);

@@ -44,6 +44,9 @@ std::string FormatLocalDate(Micros t);
 
 Micros NowMicros();
 
+// "2024-03-05" for a day number (days since 1970-01-01).
+std::string FormatCivilDate(int64_t days);
+
 // Days since 1970-01-01 for a civil date, and back (proleptic Gregorian).
 int64_t DaysFromCivil(int y, unsigned m, unsigned d);
 void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d);

@@ -26,6 +26,12 @@ struct ElementType {
   std::vector<std::string> targets;  // Reference target types ("Patient", "Resource" = any)
 };
 
+// The FHIR type name of an element type: "System.string" (a primitive's value
+// or an element id) becomes "string".
+std::string TypeName(const ElementType& t);
+// The JSON name of one choice of a choice element: ("value", "Quantity") → "valueQuantity".
+std::string ChoiceMemberName(std::string_view base, std::string_view type);
+
 struct ElementDef {
   std::string path;              // relative to the type: "name", "contact.name", "value[x]"
   int min = 0;

@@ -271,78 +271,59 @@ class Tx : public WriteTransaction {
     return Status::Ok();
   }
 
-  Status WriteIndex(int64_t pk, const std::string& type, const IndexRows& rows) {
-    std::string key;
-    auto k = [&](const std::string& param) -> const std::string& {
-      key.assign(type).append(".").append(param);
-      return key;
-    };
-    if (!rows.strings.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_string (res, param, norm, exact) VALUES (?, ?, ?, ?)"));
-      for (const auto& r : rows.strings) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.normalized); s->BindStatic(4, r.exact);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.tokens.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_token (res, param, system, code) VALUES (?, ?, ?, ?)"));
-      for (const auto& r : rows.tokens) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.system); s->BindStatic(4, r.code);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.dates.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_date (res, param, low, high) VALUES (?, ?, ?, ?)"));
-      for (const auto& r : rows.dates) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->Bind(3, r.low); s->Bind(4, r.high);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.references.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_reference (res, param, target_type, target_id) VALUES (?, ?, ?, ?)"));
-      for (const auto& r : rows.references) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.target_type); s->BindStatic(4, r.target_id);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.numbers.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_number (res, param, value) VALUES (?, ?, ?)"));
-      for (const auto& r : rows.numbers) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->Bind(3, r.value);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.quantities.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_quantity (res, param, value, system, code) VALUES (?, ?, ?, ?, ?)"));
-      for (const auto& r : rows.quantities) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->Bind(3, r.value);
-        s->BindStatic(4, r.system); s->BindStatic(5, r.code);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.uris.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO idx_uri (res, param, uri) VALUES (?, ?, ?)"));
-      for (const auto& r : rows.uris) {
-        s->Reset();
-        s->Bind(1, pk); s->Bind(2, std::string_view(k(r.param))); s->BindStatic(3, r.uri);
-        RETURN_IF_ERROR(s->Run());
-      }
-    }
-    if (!rows.compartment_patients.empty()) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("INSERT OR IGNORE INTO compartment (res, patient_id) VALUES (?, ?)"));
-      for (const auto& p : rows.compartment_patients) {
-        s->Reset();
-        s->Bind(1, pk); s->BindStatic(2, p);
-        RETURN_IF_ERROR(s->Run());
-      }
+  // Inserts one row per element of `rows` with a cached statement; `bind` binds
+  // columns 2.. (column 1 is the resource pk).
+  template <typename Rows, typename Bind>
+  Status InsertRows(const char* sql, int64_t pk, const Rows& rows, Bind bind) {
+    if (rows.empty()) return Status::Ok();
+    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(sql));
+    for (const auto& r : rows) {
+      s->Reset();
+      s->Bind(1, pk);
+      bind(s, r);
+      RETURN_IF_ERROR(s->Run());
     }
     return Status::Ok();
+  }
+
+  Status WriteIndex(int64_t pk, const std::string& type, const IndexRows& rows) {
+    std::string key;
+    auto k = [&](const std::string& param) {
+      key.assign(type).append(".").append(param);
+      return std::string_view(key);
+    };
+    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_string (res, param, norm, exact) VALUES (?, ?, ?, ?)", pk,
+                               rows.strings, [&](Stmt* s, const StringRow& r) {
+                                 s->Bind(2, k(r.param)); s->BindStatic(3, r.normalized); s->BindStatic(4, r.exact);
+                               }));
+    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_token (res, param, system, code) VALUES (?, ?, ?, ?)", pk,
+                               rows.tokens, [&](Stmt* s, const TokenRow& r) {
+                                 s->Bind(2, k(r.param)); s->BindStatic(3, r.system); s->BindStatic(4, r.code);
+                               }));
+    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_date (res, param, low, high) VALUES (?, ?, ?, ?)", pk,
+                               rows.dates, [&](Stmt* s, const DateRow& r) {
+                                 s->Bind(2, k(r.param)); s->Bind(3, r.low); s->Bind(4, r.high);
+                               }));
+    RETURN_IF_ERROR(InsertRows(
+        "INSERT OR IGNORE INTO idx_reference (res, param, target_type, target_id) VALUES (?, ?, ?, ?)", pk,
+        rows.references, [&](Stmt* s, const ReferenceRow& r) {
+          s->Bind(2, k(r.param)); s->BindStatic(3, r.target_type); s->BindStatic(4, r.target_id);
+        }));
+    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_number (res, param, value) VALUES (?, ?, ?)", pk,
+                               rows.numbers, [&](Stmt* s, const NumberRow& r) {
+                                 s->Bind(2, k(r.param)); s->Bind(3, r.value);
+                               }));
+    RETURN_IF_ERROR(InsertRows(
+        "INSERT OR IGNORE INTO idx_quantity (res, param, value, system, code) VALUES (?, ?, ?, ?, ?)", pk,
+        rows.quantities, [&](Stmt* s, const QuantityRow& r) {
+          s->Bind(2, k(r.param)); s->Bind(3, r.value); s->BindStatic(4, r.system); s->BindStatic(5, r.code);
+        }));
+    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_uri (res, param, uri) VALUES (?, ?, ?)", pk, rows.uris,
+                               [&](Stmt* s, const UriRow& r) {
+                                 s->Bind(2, k(r.param)); s->BindStatic(3, r.uri);
+                               }));
+    return InsertRows("INSERT OR IGNORE INTO compartment (res, patient_id) VALUES (?, ?)", pk,
+                      rows.compartment_patients, [&](Stmt* s, const std::string& patient) { s->BindStatic(2, patient); });
   }
 
   Db* db_;
