@@ -212,6 +212,22 @@ void Coding(Writer& w, const char* k, std::string_view system, std::string_view 
   w.EndObject();
 }
 
+// `key: [ {coding: [ {system, code} ]} ]` — a one-element array of CodeableConcept.
+void CodingList(Writer& w, const char* k, std::string_view system, std::string_view code) {
+  w.Key(k);
+  w.StartArray();
+  w.StartObject();
+  w.Key("coding");
+  w.StartArray();
+  w.StartObject();
+  Str(w, "system", system);
+  Str(w, "code", code);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+}
+
 std::string DateStr(int64_t day) { return FormatCivilDate(day); }
 std::string DateTimeStr(int64_t day, int minutes) {
   char buf[40];
@@ -360,18 +376,7 @@ class Generator {
       w.EndArray();
       w.Key("active");
       w.Bool(true);
-      w.Key("type");
-      w.StartArray();
-      w.StartObject();
-      w.Key("coding");
-      w.StartArray();
-      w.StartObject();
-      Str(w, "system", "http://rhip.health/CodeSystem/org-level");
-      Str(w, "code", LevelCode(org.level));
-      w.EndObject();
-      w.EndArray();
-      w.EndObject();
-      w.EndArray();
+      CodingList(w, "type", "http://rhip.health/CodeSystem/org-level", LevelCode(org.level));
       Str(w, "name", org.name);
       w.Key("address");
       w.StartArray();
@@ -419,18 +424,7 @@ class Generator {
         Str(rw, "id", pid + "-R");
         Ref(rw, "practitioner", "Practitioner", pid);
         Ref(rw, "organization", "Organization", org.id);
-        rw.Key("code");
-        rw.StartArray();
-        rw.StartObject();
-        rw.Key("coding");
-        rw.StartArray();
-        rw.StartObject();
-        Str(rw, "system", "http://rhip.health/CodeSystem/practitioner-role");
-        Str(rw, "code", org.primary() ? "family-doctor" : "physician");
-        rw.EndObject();
-        rw.EndArray();
-        rw.EndObject();
-        rw.EndArray();
+        CodingList(rw, "code", "http://rhip.health/CodeSystem/practitioner-role", org.primary() ? "family-doctor" : "physician");
         rw.EndObject();
         c.Put("PractitionerRole");
       }
@@ -552,18 +546,7 @@ class Generator {
       Str(w, "resourceType", "Condition");
       Str(w, "id", cond);
       Coding(w, "clinicalStatus", "http://terminology.hl7.org/CodeSystem/condition-clinical", "active");
-      w.Key("category");
-      w.StartArray();
-      w.StartObject();
-      w.Key("coding");
-      w.StartArray();
-      w.StartObject();
-      Str(w, "system", "http://terminology.hl7.org/CodeSystem/condition-category");
-      Str(w, "code", "encounter-diagnosis");
-      w.EndObject();
-      w.EndArray();
-      w.EndObject();
-      w.EndArray();
+      CodingList(w, "category", "http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis");
       Coding(w, "code", "http://hl7.org/fhir/sid/icd-10", dx->icd10, dx->display);
       Ref(w, "subject", "Patient", patient);
       Ref(w, "encounter", "Encounter", enc);
@@ -592,18 +575,7 @@ class Generator {
       Str(w, "code", klass);
       w.EndObject();
       if (day_surgery) {
-        w.Key("type");
-        w.StartArray();
-        w.StartObject();
-        w.Key("coding");
-        w.StartArray();
-        w.StartObject();
-        Str(w, "system", "http://rhip.health/CodeSystem/encounter-type");
-        Str(w, "code", "day-surgery");
-        w.EndObject();
-        w.EndArray();
-        w.EndObject();
-        w.EndArray();
+        CodingList(w, "type", "http://rhip.health/CodeSystem/encounter-type", "day-surgery");
       }
       Ref(w, "subject", "Patient", patient);
       w.Key("participant");

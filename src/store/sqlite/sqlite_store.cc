@@ -138,6 +138,39 @@ StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string
   return v;
 }
 
+// Runs `sql` (ending in "LIMIT ? OFFSET ?") and keeps up to `count` rows;
+// `has_more` tells whether another row followed.
+template <typename T, typename RowFn>
+Status FetchPage(Db& db, const std::string& sql, const std::vector<SqlValue>& params, int count, int64_t offset,
+                 std::vector<T>* out, bool* has_more, RowFn row) {
+  ASSIGN_OR_RETURN(Stmt * s, db.Prepare(sql));
+  int i = 1;
+  for (const auto& p : params) s->Bind(i++, p);
+  s->Bind(i++, static_cast<int64_t>(count) + 1);
+  s->Bind(i++, offset);
+  Status st;
+  while (s->Step(&st)) {
+    if (static_cast<int>(out->size()) == count) {
+      *has_more = true;
+      break;
+    }
+    out->push_back(row(s));
+  }
+  s->Reset();
+  return st;
+}
+
+StatusOr<int64_t> CountRows(Db& db, const std::string& sql, const std::vector<SqlValue>& params) {
+  ASSIGN_OR_RETURN(Stmt * t, db.Prepare(sql));
+  int i = 1;
+  for (const auto& p : params) t->Bind(i++, p);
+  Status st;
+  int64_t n = t->Step(&st) ? t->Int(0) : 0;
+  t->Reset();
+  RETURN_IF_ERROR(st);
+  return n;
+}
+
 class SqliteStore;
 
 class Tx : public WriteTransaction {
@@ -404,31 +437,15 @@ class SqliteStore : public Store {
       where += " AND last_updated >= ?";
       params.emplace_back(*q.since);
     }
-    ASSIGN_OR_RETURN(Stmt * s, c->Prepare(
-        "SELECT type, id, version, last_updated, deleted, json, method FROM resource_version WHERE " + where +
-        " ORDER BY seq DESC LIMIT ? OFFSET ?"));
-    int i = 1;
-    for (const auto& p : params) s->Bind(i++, p);
-    s->Bind(i++, static_cast<int64_t>(q.count) + 1);
-    s->Bind(i++, q.offset);
-    Status st;
-    while (s->Step(&st)) {
-      if (static_cast<int>(page.versions.size()) == q.count) {
-        page.has_more = true;
-        break;
-      }
-      ResourceVersion v = RowToVersion(s, 0);
-      v.method = s->Text(6);
-      page.versions.push_back(std::move(v));
-    }
-    RETURN_IF_ERROR(st);
-    s->Reset();
-    ASSIGN_OR_RETURN(Stmt * t, c->Prepare("SELECT COUNT(*) FROM resource_version WHERE " + where));
-    i = 1;
-    for (const auto& p : params) t->Bind(i++, p);
-    if (t->Step(&st)) page.total = t->Int(0);
-    RETURN_IF_ERROR(st);
-    t->Reset();
+    RETURN_IF_ERROR(FetchPage(*c,
+                              "SELECT type, id, version, last_updated, deleted, json, method FROM resource_version "
+                              "WHERE " + where + " ORDER BY seq DESC LIMIT ? OFFSET ?",
+                              params, q.count, q.offset, &page.versions, &page.has_more, [](Stmt* s) {
+                                ResourceVersion v = RowToVersion(s, 0);
+                                v.method = s->Text(6);
+                                return v;
+                              }));
+    ASSIGN_OR_RETURN(page.total, CountRows(*c, "SELECT COUNT(*) FROM resource_version WHERE " + where, params));
     return page;
   }
 
@@ -492,29 +509,12 @@ class SqliteStore : public Store {
       where += ")";
     }
     SearchPage page;
-    ASSIGN_OR_RETURN(Stmt * s, c->Prepare(
-        "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.json FROM resource r WHERE " + where +
-        " ORDER BY (r.type <> 'Patient'), r.pk LIMIT ? OFFSET ?"));
-    int i = 1;
-    for (const auto& p : params) s->Bind(i++, p);
-    s->Bind(i++, static_cast<int64_t>(count) + 1);
-    s->Bind(i++, offset);
-    Status st;
-    while (s->Step(&st)) {
-      if (static_cast<int>(page.resources.size()) == count) {
-        page.has_more = true;
-        break;
-      }
-      page.resources.push_back(RowToVersion(s, 0));
-    }
-    RETURN_IF_ERROR(st);
-    s->Reset();
-    ASSIGN_OR_RETURN(Stmt * t, c->Prepare("SELECT COUNT(*) FROM resource r WHERE " + where));
-    i = 1;
-    for (const auto& p : params) t->Bind(i++, p);
-    if (t->Step(&st)) page.total = t->Int(0);
-    RETURN_IF_ERROR(st);
-    t->Reset();
+    RETURN_IF_ERROR(FetchPage(*c,
+                              "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.json FROM resource r "
+                              "WHERE " + where + " ORDER BY (r.type <> 'Patient'), r.pk LIMIT ? OFFSET ?",
+                              params, count, offset, &page.resources, &page.has_more,
+                              [](Stmt* s) { return RowToVersion(s, 0); }));
+    ASSIGN_OR_RETURN(page.total, CountRows(*c, "SELECT COUNT(*) FROM resource r WHERE " + where, params));
     return page;
   }
 
