@@ -89,4 +89,23 @@ const std::vector<ProcedureDef> kProcedures = {
     {"79.3500", "股骨骨折切开复位内固定术", 3, false, false}, {"74.1x00", "剖宫产术", 2, false, false},
     {"55.0300", "经皮肾镜取石术", 3, true, false},      {"45.4200", "内镜下结肠息肉切除术", 1, true, true}};
 
+constexpr int kMonth = 30, kYear = 365;
+const std::vector<ScheduleVersion> kImmunizationSchedules = {
+    {"2021", "2021-01-01",
+     {{"hepb", 1, 0}, {"hepb", 2, kMonth}, {"hepb", 3, 6 * kMonth}, {"bcg", 1, 0},
+      {"ipv", 1, 2 * kMonth}, {"ipv", 2, 3 * kMonth}, {"bopv", 1, 4 * kMonth}, {"bopv", 2, 4 * kYear},
+      {"dtap", 1, 3 * kMonth}, {"dtap", 2, 4 * kMonth}, {"dtap", 3, 5 * kMonth}, {"dtap", 4, 18 * kMonth},
+      {"dt", 1, 6 * kYear}, {"mmr", 1, 8 * kMonth}, {"mmr", 2, 18 * kMonth}, {"je-l", 1, 8 * kMonth},
+      {"je-l", 2, 2 * kYear}, {"mpsv-a", 1, 6 * kMonth}, {"mpsv-a", 2, 9 * kMonth}, {"mpsv-ac", 1, 3 * kYear},
+      {"mpsv-ac", 2, 6 * kYear}, {"hepa-l", 1, 18 * kMonth}}},
+    // 2025: pertussis schedule changed — DTaP at 2, 4, 6, 18 months and 6 years; DT no longer routine.
+    {"2025", "2025-01-01",
+     {{"hepb", 1, 0}, {"hepb", 2, kMonth}, {"hepb", 3, 6 * kMonth}, {"bcg", 1, 0},
+      {"ipv", 1, 2 * kMonth}, {"ipv", 2, 3 * kMonth}, {"bopv", 1, 4 * kMonth}, {"bopv", 2, 4 * kYear},
+      {"dtap", 1, 2 * kMonth}, {"dtap", 2, 4 * kMonth}, {"dtap", 3, 6 * kMonth}, {"dtap", 4, 18 * kMonth},
+      {"dtap", 5, 6 * kYear}, {"mmr", 1, 8 * kMonth}, {"mmr", 2, 18 * kMonth}, {"je-l", 1, 8 * kMonth},
+      {"je-l", 2, 2 * kYear}, {"mpsv-a", 1, 6 * kMonth}, {"mpsv-a", 2, 9 * kMonth}, {"mpsv-ac", 1, 3 * kYear},
+      {"mpsv-ac", 2, 6 * kYear}, {"hepa-l", 1, 18 * kMonth}}},
+};
+
 }  // namespace rhip::gen::data

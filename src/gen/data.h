@@ -47,4 +47,18 @@ struct ProcedureDef {
 };
 extern const std::vector<ProcedureDef> kProcedures;
 
+// National immunization programme for children (DOMAIN B.3). Schedules are
+// versioned data: a dose follows the version in force on its due date.
+struct ScheduledDose {
+  std::string_view vaccine;  // code in http://rhip.health/CodeSystem/vaccine
+  int dose;                  // 1-based dose number
+  int age_days;              // due age
+};
+struct ScheduleVersion {
+  std::string_view name;
+  std::string_view effective_from;  // YYYY-MM-DD
+  std::vector<ScheduledDose> doses;
+};
+extern const std::vector<ScheduleVersion> kImmunizationSchedules;  // oldest first
+
 }  // namespace rhip::gen::data

@@ -264,7 +264,7 @@ std::vector<std::string_view> Chars(std::string_view s) {  // UTF-8 characters
   return out;
 }
 
-Person MakePerson(int64_t index, uint64_t seed, int64_t ref_day) {
+Person MakePerson(int64_t index, uint64_t seed, int64_t ref_day, int years) {
   Rng rng(Mix(seed, static_cast<uint64_t>(index) * 2 + 1));
   Person p;
   p.index = index;
@@ -279,6 +279,8 @@ Person MakePerson(int64_t index, uint64_t seed, int64_t ref_day) {
   size_t band = PickWeighted(rng, data::kAgeBands, [](double w) { return w; });
   int age_days = static_cast<int>(band * 5 * 365.25 + rng.Uniform() * 5 * 365.25);
   p.birth_day = ref_day - age_days;
+  // Births during the simulated years (~7.5 per 1,000 residents a year).
+  if (rng.Chance(0.0075 * years)) p.birth_day = ref_day + rng.Int(0, years * 365 - 1);
   size_t c = PickWeighted(rng, data::kCounties, [](const auto& k) { return k.population_share; });
   p.county = std::string(data::kCounties[c].code);
   p.town = static_cast<int>(rng.Next() % data::kCounties[c].towns.size());
@@ -332,6 +334,7 @@ struct Ctx {
   std::map<std::string, std::string> lines;  // type → NDJSON text
   std::map<std::string, int64_t> counts;
   std::string truth;
+  std::string immunization_truth;
   Indicators ind;
   void Put(const std::string& type) {
     std::string& l = lines[type];
@@ -348,12 +351,15 @@ class Generator {
   Status Open() {
     const fs::path dir = fs::path(o_.out) / "fhir";
     for (const char* t : {"Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter", "Condition",
-                          "Procedure", "Claim"}) {
+                          "Procedure", "Claim", "Immunization"}) {
       auto f = std::make_unique<Ndjson>();
       if (!f->Open(dir / (std::string(t) + ".ndjson")))
         return Status(StatusCode::kUnavailable, "cannot write " + (dir / t).string() + ".ndjson");
       files_[t] = std::move(f);
     }
+    imm_truth_ = std::fopen((fs::path(o_.out) / "truth" / "immunizations.csv").c_str(), "wb");
+    if (!imm_truth_) return Status(StatusCode::kUnavailable, "cannot write truth/immunizations.csv");
+    std::fputs("person_id,record_id,vaccine,dose,schedule,due_date,given_date\n", imm_truth_);
     truth_ = std::fopen((fs::path(o_.out) / "truth" / "patients.csv").c_str(), "wb");
     if (!truth_) return Status(StatusCode::kUnavailable, "cannot write truth/patients.csv");
     std::fputs("record_id,person_id,corruptions\n", truth_);
@@ -433,7 +439,7 @@ class Generator {
 
   // One resident: registrations (with clerks' errors) and years of care.
   void Resident(int64_t index, Ctx& c) const {
-    Person p = MakePerson(index, o_.seed, start_day_);
+    Person p = MakePerson(index, o_.seed, start_day_, o_.years);
     Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 2));
     std::unordered_map<std::string, std::string> records;  // org id → Patient id
     auto record_at = [&](const Org& org) -> const std::string& {
@@ -449,17 +455,86 @@ class Generator {
       const int64_t y0 = start_day_ + static_cast<int64_t>(year * 365.25);
       const int cal_year = CalendarYear(y0);
       const int age = age0 + year;
-      if (y0 < p.birth_day) continue;
+      if (y0 + 365 < p.birth_day) continue;  // not born yet this year
       double rate = age < 7 ? 6 : age < 18 ? 3 : age < 45 ? 4.5 : age < 65 ? 8.5 : 15;
       if (p.hypertension) rate += 3;
       if (p.diabetes) rate += 2;
       int visits = rng.Poisson(rate * 0.93);
       for (int v = 0; v < visits; ++v) {
         int64_t day = y0 + rng.Int(0, 364);
+        if (day < p.birth_day) continue;
         Visit(c, p, rng, day, cal_year, rng.Chance(0.04) ? "EMER" : "AMB", record_at, &seq);
       }
       double admit = age < 5 ? 0.10 : age < 45 ? 0.08 : age < 65 ? 0.16 : 0.32;
-      if (rng.Chance(admit)) Visit(c, p, rng, y0 + rng.Int(0, 364), cal_year, "IMP", record_at, &seq);
+      if (rng.Chance(admit)) {
+        int64_t day = y0 + rng.Int(0, 364);
+        if (day >= p.birth_day) Visit(c, p, rng, day, cal_year, "IMP", record_at, &seq);
+      }
+    }
+    Immunizations(c, p, index, record_at);
+  }
+
+  // Children's vaccinations at the township health centre (DOMAIN B.3): each dose
+  // due inside the simulated years, given with a realistic delay or (a few percent)
+  // missed; same-vaccine doses at least 28 days apart. Own random stream, so
+  // vaccinations never change the rest of a resident's history.
+  template <typename RecordAt>
+  void Immunizations(Ctx& c, const Person& p, int64_t index, RecordAt& record_at) const {
+    const int64_t end_day = start_day_ + static_cast<int64_t>(o_.years * 365.25);
+    if (end_day - p.birth_day > 7 * 365) return;
+    Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 3));
+    const Org& clinic = region_.orgs[region_.townships.at(p.county)[static_cast<size_t>(p.town)]];
+    std::unordered_map<std::string_view, int64_t> last_given;
+    const data::ScheduleVersion* versions[2] = {&data::kImmunizationSchedules[0], &data::kImmunizationSchedules[1]};
+    // Doses of the version in force on each due date.
+    for (int v = 0; v < 2; ++v) {
+      for (const auto& d : versions[v]->doses) {
+        const int64_t due = p.birth_day + d.age_days;
+        const std::string due_str = DateStr(due);
+        const bool in_force = due_str >= versions[v]->effective_from &&
+                              (v == 1 || due_str < versions[1]->effective_from);
+        if (!in_force || due < start_day_ || due >= end_day) continue;
+        std::string given;
+        std::string record;
+        if (!rng.Chance(0.03)) {
+          double r = rng.Uniform();
+          int delay = r < 0.70 ? rng.Int(0, 7) : r < 0.90 ? rng.Int(8, 30) : rng.Int(31, 90);
+          int64_t day = due + (d.age_days == 0 ? 0 : delay);
+          auto prev = last_given.find(d.vaccine);
+          if (prev != last_given.end()) day = std::max(day, prev->second + 28);
+          if (day < end_day) {
+            last_given[d.vaccine] = day;
+            given = DateStr(day);
+            record = record_at(clinic);
+            c.buf.Clear();
+            Writer w(c.buf);
+            w.StartObject();
+            Str(w, "resourceType", "Immunization");
+            Str(w, "id", "imm-" + p.id.substr(1) + "-" + std::string(d.vaccine) + "-" + std::to_string(d.dose));
+            Str(w, "status", "completed");
+            Coding(w, "vaccineCode", "http://rhip.health/CodeSystem/vaccine", d.vaccine);
+            Ref(w, "patient", "Patient", record);
+            Str(w, "occurrenceDateTime", DateTimeStr(day, rng.Int(8 * 60, 16 * 60)));
+            w.Key("performer");
+            w.StartArray();
+            w.StartObject();
+            Ref(w, "actor", "Organization", clinic.id);
+            w.EndObject();
+            w.EndArray();
+            w.Key("protocolApplied");
+            w.StartArray();
+            w.StartObject();
+            w.Key("doseNumberPositiveInt");
+            w.Int(d.dose);
+            w.EndObject();
+            w.EndArray();
+            w.EndObject();
+            c.Put("Immunization");
+          }
+        }
+        c.immunization_truth += p.id + "," + record + "," + std::string(d.vaccine) + "," + std::to_string(d.dose) +
+                                "," + std::string(versions[v]->name) + "," + due_str + "," + given + "\n";
+      }
     }
   }
 
@@ -467,6 +542,7 @@ class Generator {
   void Flush(Ctx& c) {
     for (auto& [type, text] : c.lines) files_[type]->Append(text, c.counts[type]);
     std::fputs(c.truth.c_str(), truth_);
+    std::fputs(c.immunization_truth.c_str(), imm_truth_);
     for (auto& [k, a] : c.ind.acc) {
       Acc& t = ind_.acc[k];
       t.num += a.num;
@@ -476,6 +552,7 @@ class Generator {
 
   Status Finish(GenSummary* s) {
     std::fclose(truth_);
+    std::fclose(imm_truth_);
     truth_ = nullptr;
     for (auto& [t, f] : files_) {
       s->per_type[t] = f->count();
@@ -890,6 +967,7 @@ class Generator {
   Region region_;
   std::map<std::string, std::unique_ptr<Ndjson>> files_;
   std::FILE* truth_ = nullptr;
+  std::FILE* imm_truth_ = nullptr;
   Indicators ind_;
 };
 

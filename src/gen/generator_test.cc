@@ -263,3 +263,60 @@ TEST(GenCommand, BadArgumentsGiveOneLineErrorAndNonZeroExit) {
 
 }  // namespace
 }  // namespace rhip::gen
+
+namespace rhip::gen {
+namespace {
+
+TEST(Immunizations, FollowTheScheduleVersionInForceAndAreMostlyOnTime) {
+  auto dir = fs::temp_directory_path() / ("rhip-gen-imm-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  GenOptions o;
+  o.residents = 3000;
+  o.seed = 5;
+  o.years = 2;
+  o.start = "2024-01-01";  // crosses the 2025 pertussis schedule change
+  o.out = dir.string();
+  ASSERT_TRUE(GenerateRegion(o, nullptr).ok());
+  std::ifstream in(dir / "truth/immunizations.csv");
+  std::string line;
+  std::getline(in, line);
+  ASSERT_EQ(line, "person_id,record_id,vaccine,dose,schedule,due_date,given_date");
+  int doses = 0, missed = 0, late = 0;
+  std::map<std::string, std::string> last_given;  // person|vaccine → date
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string x;
+    while (std::getline(ss, x, ',')) f.push_back(x);
+    if (f.size() == 6) f.emplace_back();
+    ASSERT_EQ(f.size(), 7u) << line;
+    ++doses;
+    const std::string &vaccine = f[2], &schedule = f[4], &due = f[5], &given = f[6];
+    EXPECT_EQ(schedule, due >= "2025-01-01" ? "2025" : "2021") << line;
+    if (schedule == "2025") EXPECT_NE(vaccine, "dt") << "DT is not routine from 2025";
+    if (given.empty()) {
+      ++missed;
+      continue;
+    }
+    EXPECT_GE(given, due) << line;
+    if (given > due) ++late;
+    std::string key = f[0] + "|" + vaccine;
+    if (last_given.count(key)) {
+      int y1 = std::stoi(last_given[key].substr(0, 4)), m1 = std::stoi(last_given[key].substr(5, 2)),
+          d1 = std::stoi(last_given[key].substr(8, 2));
+      int y2 = std::stoi(given.substr(0, 4)), m2 = std::stoi(given.substr(5, 2)), d2 = std::stoi(given.substr(8, 2));
+      int64_t gap = (y2 - y1) * 365LL + (m2 - m1) * 30LL + (d2 - d1);
+      EXPECT_GE(gap, 26) << line;  // ≥ 28 days (month lengths approximated)
+    }
+    last_given[key] = given;
+  }
+  EXPECT_GT(doses, 500);
+  double miss_share = static_cast<double>(missed) / doses;
+  EXPECT_GT(miss_share, 0.01);  // a few percent missed
+  EXPECT_LT(miss_share, 0.08);
+  EXPECT_GT(late, 0);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rhip::gen

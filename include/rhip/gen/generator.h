@@ -5,10 +5,12 @@
 // the resident's index), so adding work for one resident never changes another.
 //
 // Output (DOMAIN.md part A):
-//   DIR/fhir/<Type>.ndjson   Organization, Practitioner, Patient (one per resident per
-//                            institution that registered them), Encounter, Condition, Claim
+//   DIR/fhir/<Type>.ndjson   Organization, Practitioner(Role), Patient (one per resident per
+//                            institution that registered them), Encounter, Condition,
+//                            Procedure, Claim, Immunization (children, DOMAIN B.3)
 //   DIR/truth/patients.csv   record_id,person_id,corruptions
 //   DIR/truth/indicators.csv indicator,period,org,numerator,denominator,value (DOMAIN B.6)
+//   DIR/truth/immunizations.csv every scheduled dose due in the period: due and given date
 //   DIR/truth/summary.json   counts
 //
 // Thread-safety: GenerateRegion is re-entrant (no shared state).
