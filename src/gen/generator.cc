@@ -351,7 +351,7 @@ class Generator {
   Status Open() {
     const fs::path dir = fs::path(o_.out) / "fhir";
     for (const char* t : {"Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter", "Condition",
-                          "Procedure", "Claim", "Immunization"}) {
+                          "Procedure", "Claim", "Immunization", "CareTeam", "EpisodeOfCare"}) {
       auto f = std::make_unique<Ndjson>();
       if (!f->Open(dir / (std::string(t) + ".ndjson")))
         return Status(StatusCode::kUnavailable, "cannot write " + (dir / t).string() + ".ndjson");
@@ -434,6 +434,31 @@ class Generator {
         rw.EndObject();
         c.Put("PractitionerRole");
       }
+      if (org.level == Level::kTownship) {  // the centre's family-doctor team (家庭医生团队)
+        c.buf.Clear();
+        Writer tw(c.buf);
+        tw.StartObject();
+        Str(tw, "resourceType", "CareTeam");
+        Str(tw, "id", "team-" + org.id);
+        Str(tw, "status", "active");
+        Str(tw, "name", org.name + "家庭医生团队");
+        tw.Key("participant");
+        tw.StartArray();
+        for (int d = 1; d <= std::min(org.doctors, 3); ++d) {
+          tw.StartObject();
+          Ref(tw, "member", "Practitioner", org.id + "-D" + std::to_string(d));
+          tw.EndObject();
+        }
+        tw.EndArray();
+        tw.Key("managingOrganization");
+        tw.StartArray();
+        tw.StartObject();
+        Str(tw, "reference", "Organization/" + org.id);
+        tw.EndObject();
+        tw.EndArray();
+        tw.EndObject();
+        c.Put("CareTeam");
+      }
     }
   }
 
@@ -472,6 +497,106 @@ class Generator {
       }
     }
     Immunizations(c, p, index, record_at);
+    Contracts(c, p, index, record_at);
+  }
+
+  // Family-doctor contracts (家庭医生签约): one-year EpisodeOfCare with the town's
+  // team, ~40 % of residents and ~75 % of key populations; contracted hypertensive
+  // or diabetic residents get quarterly home/clinic follow-ups (HH encounters),
+  // with some missed. Own random stream.
+  template <typename RecordAt>
+  void Contracts(Ctx& c, const Person& p, int64_t index, RecordAt& record_at) const {
+    Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 4));
+    const Org& centre = region_.orgs[region_.townships.at(p.county)[static_cast<size_t>(p.town)]];
+    int follow_seq = 0;
+    for (int year = 0; year < o_.years; ++year) {
+      const int64_t y0 = start_day_ + static_cast<int64_t>(year * 365.25);
+      const int cal_year = CalendarYear(y0);
+      if (p.birth_day > y0 + 364) continue;  // not yet born
+      const int age = static_cast<int>((y0 - p.birth_day) / 365);
+      const bool key_population = age >= 65 || age <= 6 || p.hypertension || p.diabetes;
+      // 重点人群签约覆盖率 ~75 %, overall ~40 %
+      const bool signed_up = rng.Chance(key_population ? 0.75 : 0.22);
+      for (const std::string& area : {p.county, std::string("330400")}) {
+        c.ind.Add("contract-rate", cal_year, area, signed_up ? 1 : 0, 1);
+        if (key_population) c.ind.Add("key-pop-contract-rate", cal_year, area, signed_up ? 1 : 0, 1);
+      }
+      if (!signed_up) continue;
+      const std::string& patient = record_at(centre);
+      const std::string doctor = centre.id + "-D" + std::to_string(rng.Int(1, std::min(centre.doctors, 3)));
+      const int64_t from = std::max(y0, p.birth_day) + rng.Int(0, 30);
+      c.buf.Clear();
+      Writer w(c.buf);
+      w.StartObject();
+      Str(w, "resourceType", "EpisodeOfCare");
+      Str(w, "id", "contract-" + p.id.substr(1) + "-" + std::to_string(cal_year));
+      Str(w, "status", "active");
+      CodingList(w, "type", "http://rhip.health/CodeSystem/episode-type", "family-doctor-contract");
+      Ref(w, "patient", "Patient", patient);
+      Ref(w, "managingOrganization", "Organization", centre.id);
+      w.Key("period");
+      w.StartObject();
+      Str(w, "start", DateStr(from));
+      Str(w, "end", DateStr(from + 364));
+      w.EndObject();
+      Ref(w, "careManager", "Practitioner", doctor);
+      w.Key("team");
+      w.StartArray();
+      w.StartObject();
+      Str(w, "reference", "CareTeam/team-" + centre.id);
+      w.EndObject();
+      w.EndArray();
+      w.EndObject();
+      c.Put("EpisodeOfCare");
+      if (!p.hypertension && !p.diabetes) continue;
+      int done = 0;
+      for (int q = 0; q < 4; ++q) {
+        if (rng.Chance(0.12)) continue;  // a missed quarterly follow-up
+        const int64_t day = y0 + q * 91 + rng.Int(0, 80);
+        if (day < p.birth_day) continue;
+        ++done;
+        c.buf.Clear();
+        Writer e(c.buf);
+        e.StartObject();
+        Str(e, "resourceType", "Encounter");
+        Str(e, "id", "fu-" + p.id.substr(1) + "-" + std::to_string(++follow_seq));
+        Str(e, "status", "finished");
+        e.Key("class");
+        e.StartObject();
+        Str(e, "system", "http://terminology.hl7.org/CodeSystem/v3-ActCode");
+        Str(e, "code", "HH");
+        e.EndObject();
+        CodingList(e, "type", "http://rhip.health/CodeSystem/encounter-type",
+                   p.hypertension ? "hypertension-follow-up" : "diabetes-follow-up");
+        Ref(e, "subject", "Patient", patient);
+        e.Key("episodeOfCare");
+        e.StartArray();
+        e.StartObject();
+        Str(e, "reference", "EpisodeOfCare/contract-" + p.id.substr(1) + "-" + std::to_string(cal_year));
+        e.EndObject();
+        e.EndArray();
+        e.Key("participant");
+        e.StartArray();
+        e.StartObject();
+        Ref(e, "individual", "Practitioner", doctor);
+        e.EndObject();
+        e.EndArray();
+        e.Key("period");
+        e.StartObject();
+        const int minute = rng.Int(8 * 60, 16 * 60);
+        Str(e, "start", DateTimeStr(day, minute));
+        Str(e, "end", DateTimeStr(day, minute + 20));
+        e.EndObject();
+        Ref(e, "serviceProvider", "Organization", centre.id);
+        e.EndObject();
+        c.Put("Encounter");
+      }
+      // 高血压规范管理率: contracted hypertensive residents with ≥ 4 follow-ups in the year
+      if (p.hypertension) {
+        for (const std::string& area : {p.county, std::string("330400")})
+          c.ind.Add("htn-standard-mgmt-rate", cal_year, area, done >= 4 ? 1 : 0, 1);
+      }
+    }
   }
 
   // Children's vaccinations at the township health centre (DOMAIN B.3): each dose

@@ -141,6 +141,7 @@ TEST_F(GeneratedRegion, AgePyramidVisitRatesAndCareShares) {
   int outpatient = 0, primary = 0, visits = 0, in_county = 0, inpatient = 0;
   for (auto& e : ReadNdjson(*dir_ / "fhir/Encounter.ndjson")) {
     std::string cls = e["class"]["code"].GetString();
+    if (cls == "HH") continue;  // follow-ups are not visits (DOMAIN B.6: AMB + EMER + IMP)
     std::string org = std::string(e["serviceProvider"]["reference"].GetString()).substr(13);
     std::string patient = std::string(e["subject"]["reference"].GetString()).substr(8);
     ++visits;
@@ -212,6 +213,31 @@ TEST_F(GeneratedRegion, IndicatorTruthHasTheCityAndEveryCounty) {
   EXPECT_NE(csv.find("primary-care-visit-rate,2022,330400,"), std::string::npos);
   EXPECT_NE(csv.find("inpatient-avg-cost,2023,330483,"), std::string::npos);
   EXPECT_GT(summary_->resources, 100000);
+}
+
+TEST_F(GeneratedRegion, FamilyDoctorContractsCoverKeyPopulations) {
+  std::map<std::string, double> rate;  // indicator → city value for 2022
+  std::ifstream in(*dir_ / "truth/indicators.csv");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(",2022,330400,") == std::string::npos) continue;
+    rate[line.substr(0, line.find(','))] = std::stod(line.substr(line.rfind(',') + 1));
+  }
+  EXPECT_GT(rate["contract-rate"], 0.34);  // ~40 % of residents
+  EXPECT_LT(rate["contract-rate"], 0.48);
+  EXPECT_GT(rate["key-pop-contract-rate"], 0.68);  // ~75 % of key populations
+  EXPECT_LT(rate["key-pop-contract-rate"], 0.82);
+  EXPECT_GT(rate["htn-standard-mgmt-rate"], 0.4);
+  EXPECT_LT(rate["htn-standard-mgmt-rate"], 0.85);
+  int contracts = 0, follow_ups = 0;
+  for (auto& e : ReadNdjson(*dir_ / "fhir/EpisodeOfCare.ndjson")) {
+    ++contracts;
+    EXPECT_EQ(std::string(e["type"][0]["coding"][0]["code"].GetString()), "family-doctor-contract");
+  }
+  for (auto& e : ReadNdjson(*dir_ / "fhir/Encounter.ndjson"))
+    follow_ups += std::string(e["class"]["code"].GetString()) == "HH";
+  EXPECT_GT(contracts, 1500);
+  EXPECT_GT(follow_ups, 1000);
 }
 
 TEST(GenerateRegion, RejectsBadOptionsAndKeepsNonEmptyFolders) {
@@ -293,7 +319,9 @@ TEST(Immunizations, FollowTheScheduleVersionInForceAndAreMostlyOnTime) {
     ++doses;
     const std::string &vaccine = f[2], &schedule = f[4], &due = f[5], &given = f[6];
     EXPECT_EQ(schedule, due >= "2025-01-01" ? "2025" : "2021") << line;
-    if (schedule == "2025") EXPECT_NE(vaccine, "dt") << "DT is not routine from 2025";
+    if (schedule == "2025") {
+      EXPECT_NE(vaccine, "dt") << "DT is not routine from 2025";
+    }
     if (given.empty()) {
       ++missed;
       continue;
