@@ -58,6 +58,14 @@ class Rng {
   uint64_t s_;
 };
 
+// FNV-1a: a string hash that, unlike std::hash, is the same on every platform
+// and standard library, so the output depends on the seed alone.
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
+  return h;
+}
+
 uint64_t Mix(uint64_t a, uint64_t b) {
   Rng r(a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL));
   r.Next();
@@ -398,7 +406,7 @@ class Generator {
       if (org.level == Level::kGovernment) continue;
       for (int d = 1; d <= org.doctors; ++d) {
         std::string pid = org.id + "-D" + std::to_string(d);
-        Rng rng(Mix(o_.seed, std::hash<std::string>{}(pid)));
+        Rng rng(Mix(o_.seed, Fnv1a(pid)));
         bool male = rng.Chance(0.5);
         std::string name = std::string(data::kSurnames[PickWeighted(rng, data::kSurnames, [](const auto& x) { return x.weight; })].value) +
                            std::string(rng.Pick(male ? data::kGivenMale : data::kGivenFemale));
@@ -1024,7 +1032,7 @@ class Generator {
     w.StartArray();
     w.StartObject();
     Str(w, "system", "http://rhip.health/id/mrn/" + org.id);
-    Str(w, "value", "MR" + std::to_string(Mix(o_.seed, std::hash<std::string>{}(rid)) % 100000000));
+    Str(w, "value", "MR" + std::to_string(Mix(o_.seed, Fnv1a(rid)) % 100000000));
     w.EndObject();
     if (!id_number.empty()) {
       w.StartObject();
