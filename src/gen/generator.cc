@@ -12,6 +12,8 @@
 #include <memory>
 #include <unordered_map>
 
+#include <unicode/ucnv.h>
+
 #include "gen/data.h"
 #include "rhip/core/id_card.h"
 #include "rhip/core/time.h"
@@ -236,6 +238,22 @@ void CodingList(Writer& w, const char* k, std::string_view system, std::string_v
   w.EndArray();
 }
 
+// HL7 v2 escape sequences for the delimiters |^~\& (MSH-2 defaults).
+std::string Hl7Escape(std::string_view v) {
+  std::string out;
+  for (char ch : v) {
+    switch (ch) {
+      case '|': out += "\\F\\"; break;
+      case '^': out += "\\S\\"; break;
+      case '~': out += "\\R\\"; break;
+      case '&': out += "\\T\\"; break;
+      case '\\': out += "\\E\\"; break;
+      default: out += ch;
+    }
+  }
+  return out;
+}
+
 std::string DateStr(int64_t day) { return FormatCivilDate(day); }
 std::string DateTimeStr(int64_t day, int minutes) {
   char buf[40];
@@ -343,6 +361,9 @@ struct Ctx {
   std::map<std::string, int64_t> counts;
   std::string truth;
   std::string immunization_truth;
+  // HL7 v2.5 messages (segments end in \r, messages in \n): UTF-8 senders, GB18030 senders, VXU.
+  std::string adt_utf8, adt_gb18030, vxu;
+  std::unordered_map<std::string, std::string> pid_segment;  // Patient record id → its PID segment
   Indicators ind;
   void Put(const std::string& type) {
     std::string& l = lines[type];
@@ -365,6 +386,12 @@ class Generator {
         return Status(StatusCode::kUnavailable, "cannot write " + (dir / t).string() + ".ndjson");
       files_[t] = std::move(f);
     }
+    std::error_code ec;
+    fs::create_directories(fs::path(o_.out) / "hl7v2", ec);
+    adt_utf8_ = std::fopen((fs::path(o_.out) / "hl7v2" / "adt.hl7").c_str(), "wb");
+    adt_gb_ = std::fopen((fs::path(o_.out) / "hl7v2" / "adt-gb18030.hl7").c_str(), "wb");
+    vxu_ = std::fopen((fs::path(o_.out) / "hl7v2" / "vxu.hl7").c_str(), "wb");
+    if (!adt_utf8_ || !adt_gb_ || !vxu_) return Status(StatusCode::kUnavailable, "cannot write hl7v2/*.hl7");
     imm_truth_ = std::fopen((fs::path(o_.out) / "truth" / "immunizations.csv").c_str(), "wb");
     if (!imm_truth_) return Status(StatusCode::kUnavailable, "cannot write truth/immunizations.csv");
     std::fputs("person_id,record_id,vaccine,dose,schedule,due_date,given_date\n", imm_truth_);
@@ -663,6 +690,15 @@ class Generator {
             w.EndArray();
             w.EndObject();
             c.Put("Immunization");
+            std::string ts = given;
+            ts.erase(std::remove(ts.begin(), ts.end(), '-'), ts.end());
+            char ctrl[24];
+            std::snprintf(ctrl, sizeof ctrl, "V%016llx",
+                          static_cast<unsigned long long>(Fnv1a(p.id + std::string(d.vaccine) + std::to_string(d.dose))));
+            c.vxu += "MSH|^~\\&|EPI|" + clinic.id + "|RHIP|330400|" + ts + "100000||VXU^V04^VXU_V04|" + ctrl +
+                     "|P|2.5|||||CHN|UNICODE UTF-8\r" + c.pid_segment[record] + "\rORC|RE\rRXA|0|" +
+                     std::to_string(d.dose) + "|" + ts + "100000|" + ts + "100000|" + std::string(d.vaccine) +
+                     "^^RHIPVAX|999||||||||||||||CP\r\n";
           }
         }
         c.immunization_truth += p.id + "," + record + "," + std::string(d.vaccine) + "," + std::to_string(d.dose) +
@@ -676,6 +712,19 @@ class Generator {
     for (auto& [type, text] : c.lines) files_[type]->Append(text, c.counts[type]);
     std::fputs(c.truth.c_str(), truth_);
     std::fputs(c.immunization_truth.c_str(), imm_truth_);
+    std::fwrite(c.adt_utf8.data(), 1, c.adt_utf8.size(), adt_utf8_);
+    std::fwrite(c.vxu.data(), 1, c.vxu.size(), vxu_);
+    if (!c.adt_gb18030.empty()) {
+      // Some institutions' systems still send GB18030 (MSH-18 says so); convert with ICU.
+      UErrorCode err = U_ZERO_ERROR;
+      const int32_t n = ucnv_convert("GB18030", "UTF-8", nullptr, 0, c.adt_gb18030.data(),
+                                     static_cast<int32_t>(c.adt_gb18030.size()), &err);
+      std::string gb(static_cast<size_t>(n), '\0');
+      err = U_ZERO_ERROR;
+      ucnv_convert("GB18030", "UTF-8", gb.data(), n, c.adt_gb18030.data(), static_cast<int32_t>(c.adt_gb18030.size()),
+                   &err);
+      if (U_SUCCESS(err)) std::fwrite(gb.data(), 1, gb.size(), adt_gb_);
+    }
     for (auto& [k, a] : c.ind.acc) {
       Acc& t = ind_.acc[k];
       t.num += a.num;
@@ -686,6 +735,9 @@ class Generator {
   Status Finish(GenSummary* s) {
     std::fclose(truth_);
     std::fclose(imm_truth_);
+    std::fclose(adt_utf8_);
+    std::fclose(adt_gb_);
+    std::fclose(vxu_);
     truth_ = nullptr;
     for (auto& [t, f] : files_) {
       s->per_type[t] = f->count();
@@ -1023,6 +1075,7 @@ class Generator {
       address = "浙江省嘉兴市" + std::to_string(rng.Int(1, 200)) + "号";
       corruptions.push_back("address-changed");
     }
+    const std::string mrn = "MR" + std::to_string(Mix(o_.seed, Fnv1a(rid)) % 100000000);
     c.buf.Clear();
     Writer w(c.buf);
     w.StartObject();
@@ -1032,7 +1085,7 @@ class Generator {
     w.StartArray();
     w.StartObject();
     Str(w, "system", "http://rhip.health/id/mrn/" + org.id);
-    Str(w, "value", "MR" + std::to_string(Mix(o_.seed, Fnv1a(rid)) % 100000000));
+    Str(w, "value", mrn);
     w.EndObject();
     if (!id_number.empty()) {
       w.StartObject();
@@ -1080,6 +1133,22 @@ class Generator {
     std::string joined;
     for (const auto& tag : corruptions) joined += (joined.empty() ? "" : ";") + tag;
     c.truth += rid + "," + p.id + "," + joined + "\n";
+    // The same registration as the institution's HIS sends it: ADT^A04 (DOMAIN A, HL7 v2 conventions).
+    std::string pid = "PID|1||" + Hl7Escape(mrn) + "^^^" + org.id + "^MR";
+    if (!id_number.empty()) pid += "~" + Hl7Escape(id_number) + "^^^^NNCHN";
+    std::string compact_birth = birth;
+    compact_birth.erase(std::remove(compact_birth.begin(), compact_birth.end(), '-'), compact_birth.end());
+    pid += "||" + Hl7Escape(surname) + "^" + Hl7Escape(given) + "||" + compact_birth + "|" + (p.male ? "M" : "F") +
+           "|||" + Hl7Escape(address) + "^^^^^^^^" + p.county + "||" + Hl7Escape(phone);
+    const bool gb = org.level == Level::kVillage || org.level == Level::kPrivate;
+    std::string start = DateStr(start_day_);
+    start.erase(std::remove(start.begin(), start.end(), '-'), start.end());
+    char ctrl[24];
+    std::snprintf(ctrl, sizeof ctrl, "A%016llx", static_cast<unsigned long long>(Fnv1a(rid)));
+    (gb ? c.adt_gb18030 : c.adt_utf8) += "MSH|^~\\&|HIS|" + org.id + "|RHIP|330400|" + start + "080000||ADT^A04^ADT_A01|" +
+                                         ctrl + "|P|2.5|||||CHN|" + (gb ? "GB 18030-2000" : "UNICODE UTF-8") + "\r" +
+                                         "EVN|A04|" + start + "080000\r" + pid + "\rPV1|1|O\r\n";
+    c.pid_segment[rid] = pid;
   }
 
   Status WriteIndicators() {
@@ -1101,6 +1170,9 @@ class Generator {
   std::map<std::string, std::unique_ptr<Ndjson>> files_;
   std::FILE* truth_ = nullptr;
   std::FILE* imm_truth_ = nullptr;
+  std::FILE* adt_utf8_ = nullptr;
+  std::FILE* adt_gb_ = nullptr;
+  std::FILE* vxu_ = nullptr;
   Indicators ind_;
 };
 

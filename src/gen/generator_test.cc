@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include <unicode/ucnv.h>
+
 #include "rhip/core/id_card.h"
 
 namespace rhip::gen {
@@ -238,6 +240,34 @@ TEST_F(GeneratedRegion, FamilyDoctorContractsCoverKeyPopulations) {
     follow_ups += std::string(e["class"]["code"].GetString()) == "HH";
   EXPECT_GT(contracts, 1500);
   EXPECT_GT(follow_ups, 1000);
+}
+
+int CountOf(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+TEST_F(GeneratedRegion, Hl7MessagesMirrorTheRegistrationsAndVaccinations) {
+  const std::string utf8 = Slurp(*dir_ / "hl7v2/adt.hl7");
+  const std::string gb = Slurp(*dir_ / "hl7v2/adt-gb18030.hl7");
+  const std::string vxu = Slurp(*dir_ / "hl7v2/vxu.hl7");
+  // GB18030 bytes decode (ICU) to the same kind of messages.
+  UErrorCode err = U_ZERO_ERROR;
+  int32_t n = ucnv_convert("UTF-8", "GB18030", nullptr, 0, gb.data(), static_cast<int32_t>(gb.size()), &err);
+  std::string decoded(static_cast<size_t>(n), '\0');
+  err = U_ZERO_ERROR;
+  ucnv_convert("UTF-8", "GB18030", decoded.data(), n, gb.data(), static_cast<int32_t>(gb.size()), &err);
+  ASSERT_TRUE(U_SUCCESS(err));
+  EXPECT_NE(gb, decoded) << "the GB18030 file must not be UTF-8";
+  const int utf8_msgs = CountOf(utf8, "MSH|"), gb_msgs = CountOf(decoded, "MSH|");
+  EXPECT_GT(gb_msgs, 0);
+  EXPECT_EQ(CountOf(utf8, "|CHN|UNICODE UTF-8\r"), utf8_msgs);
+  EXPECT_EQ(CountOf(decoded, "|CHN|GB 18030-2000\r"), gb_msgs);
+  EXPECT_NE(decoded.find("^^^^NNCHN"), std::string::npos);
+  EXPECT_EQ(utf8_msgs + gb_msgs, static_cast<int>(ReadNdjson(*dir_ / "fhir/Patient.ndjson").size()));
+  EXPECT_EQ(CountOf(vxu, "VXU^V04^VXU_V04"), static_cast<int>(ReadNdjson(*dir_ / "fhir/Immunization.ndjson").size()));
+  EXPECT_EQ(CountOf(vxu, "\rRXA|"), CountOf(vxu, "MSH|"));
 }
 
 TEST(GenerateRegion, RejectsBadOptionsAndKeepsNonEmptyFolders) {

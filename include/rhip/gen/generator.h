@@ -8,6 +8,9 @@
 //   DIR/fhir/<Type>.ndjson   Organization, Practitioner(Role), Patient (one per resident per
 //                            institution that registered them), Encounter, Condition,
 //                            Procedure, Claim, Immunization (children, DOMAIN B.3)
+//   DIR/hl7v2/adt.hl7, adt-gb18030.hl7, vxu.hl7
+//                            the registrations as ADT^A04 (village and private clinics send
+//                            GB18030 with MSH-18 saying so) and vaccinations as VXU^V04, HL7 v2.5
 //   DIR/truth/patients.csv   record_id,person_id,corruptions
 //   DIR/truth/indicators.csv indicator,period,org,numerator,denominator,value (DOMAIN B.6)
 //   DIR/truth/immunizations.csv every scheduled dose due in the period: due and given date
