@@ -11,7 +11,12 @@ std::string MaskIdentifiers(std::string_view text) {
   std::string out(text);
   size_t i = 0;
   while (i < out.size()) {
-    if (!std::isdigit(static_cast<unsigned char>(out[i])) || (i > 0 && std::isalnum(static_cast<unsigned char>(out[i - 1])))) {
+    // A digit run starts a candidate after a non-alphanumeric character or after a
+    // percent-escape ("%7C330402…" in a logged query string is "|330402…").
+    const bool after_escape = i >= 3 && out[i - 3] == '%' && std::isxdigit(static_cast<unsigned char>(out[i - 2])) &&
+                              std::isxdigit(static_cast<unsigned char>(out[i - 1]));
+    if (!std::isdigit(static_cast<unsigned char>(out[i])) ||
+        (i > 0 && std::isalnum(static_cast<unsigned char>(out[i - 1])) && !after_escape)) {
       ++i;
       continue;
     }

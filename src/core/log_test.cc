@@ -13,6 +13,13 @@ TEST(MaskIdentifiers, MasksIdNumbersAndPhones) {
             "identifier=urn:oid:2.16.156.10011.1.3|330402********1234");
 }
 
+TEST(MaskIdentifiers, MasksPercentEncodedQueryValues) {
+  // What an access log line holds for GET /fhir/Patient?identifier=sys|ID&telecom=+86 mobile
+  EXPECT_EQ(MaskIdentifiers("target=\"/fhir/Patient?identifier=urn%3Aoid%3A1.2%7C330402199001011234\""),
+            "target=\"/fhir/Patient?identifier=urn%3Aoid%3A1.2%7C330402********1234\"");
+  EXPECT_EQ(MaskIdentifiers("telecom=phone%7C13812345678&x=1"), "telecom=phone%7C138****5678&x=1");
+}
+
 TEST(MaskIdentifiers, LeavesOtherNumbersAlone) {
   EXPECT_EQ(MaskIdentifiers("status=200 bytes=1234 dur_us=12345678901"), "status=200 bytes=1234 dur_us=12345678901");
   EXPECT_EQ(MaskIdentifiers("23812345678"), "23812345678");  // not a mobile number

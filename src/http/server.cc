@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -79,6 +80,8 @@ struct HttpServer::Impl {
   asio::signal_set signals{ioc};
   std::atomic<bool> stopping{false};
   std::atomic<int> in_flight{0};
+  asio::steady_timer drain_timer{ioc};                        // used only by the PollDrained chain
+  std::chrono::steady_clock::time_point drain_deadline;      // set once, on the io_context
   std::atomic<int64_t> next_id{1};
   int bound_port = 0;
 
@@ -216,28 +219,40 @@ struct HttpServer::Impl {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      } else if (stopping.load()) {
+        return;  // accepted while shutting down: the socket closes here
       } else {
         socket.set_option(tcp::no_delay(true), ec);
         std::make_shared<Session>(std::move(socket), this)->Start();
       }
-      if (acceptor.is_open()) Accept();
+      if (!stopping.load()) Accept();
     });
   }
 
+  // Graceful shutdown runs on the io_context itself (no helper thread may
+  // outlive Run()): stop accepting, then poll until no request is in flight or
+  // the grace period ends, then stop the loop. Run() joins its threads, so a
+  // handler still inside the store finishes before Run() returns.
   void BeginShutdown() {
     if (stopping.exchange(true)) return;
     asio::post(ioc, [this] {
       beast::error_code ec;
       acceptor.close(ec);
       signals.cancel(ec);
+      drain_deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+      PollDrained();
     });
-    // Wait for in-flight requests on a helper thread, then stop the loop.
-    std::thread([this] {
-      auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
-      while (in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+
+  void PollDrained() {
+    if (in_flight.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
       ioc.stop();
-    }).detach();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(5));
+    drain_timer.async_wait([this](beast::error_code ec) {
+      if (!ec) PollDrained();
+    });
   }
 };
 

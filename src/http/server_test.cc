@@ -47,7 +47,12 @@ class RunningServer {
 // A tiny blocking HTTP client over one connection.
 class Client {
  public:
-  explicit Client(int port) : socket_(ioc_) { socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port))); }
+  explicit Client(int port) : socket_(ioc_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    // A server bug must fail the test, not hang it: blocking reads give up after 10 s.
+    timeval tv{10, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
   void SendRaw(const std::string& data) { asio::write(socket_, asio::buffer(data)); }
   std::string Request(const std::string& method, const std::string& target, const std::string& body = "",
                       const std::string& extra = "") {
