@@ -10,17 +10,32 @@
 namespace rhip::fhir {
 namespace {
 
-// Wraps the document's SAX handler to bound nesting depth (a defence against
-// stack exhaustion by hostile input) before building the DOM.
-struct DepthLimiter : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthLimiter> {
-  explicit DepthLimiter(int max) : max_depth(max) {}
-  bool StartObject() { return ++depth <= max_depth; }
-  bool EndObject(rapidjson::SizeType) { --depth; return true; }
-  bool StartArray() { return ++depth <= max_depth; }
-  bool EndArray(rapidjson::SizeType) { --depth; return true; }
-  bool Default() { return true; }
-  int max_depth;
-  int depth = 0;
+// Forwards SAX events to the document being built while bounding the nesting
+// depth (a defence against stack exhaustion by hostile input), so that one
+// pass both checks the depth and builds the DOM.
+class DepthLimitedBuilder {
+ public:
+  DepthLimitedBuilder(Json& doc, int max_depth) : doc_(doc), max_depth_(max_depth) {}
+  bool Null() { return doc_.Null(); }
+  bool Bool(bool b) { return doc_.Bool(b); }
+  bool Int(int i) { return doc_.Int(i); }
+  bool Uint(unsigned u) { return doc_.Uint(u); }
+  bool Int64(int64_t i) { return doc_.Int64(i); }
+  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
+  bool Double(double d) { return doc_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
+  bool StartObject() { return ++depth_ <= max_depth_ && doc_.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { --depth_; return doc_.EndObject(n); }
+  bool StartArray() { return ++depth_ <= max_depth_ && doc_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { --depth_; return doc_.EndArray(n); }
+  bool too_deep() const { return depth_ > max_depth_; }
+
+ private:
+  Json& doc_;
+  int max_depth_;
+  int depth_ = 0;
 };
 
 void LineColumn(std::string_view text, size_t offset, int* line, int* col) {
@@ -40,23 +55,24 @@ void LineColumn(std::string_view text, size_t offset, int* line, int* col) {
 
 StatusOr<Json> ParseJson(std::string_view text, int max_depth) {
   constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag;
-  {
-    DepthLimiter limiter(max_depth);
+  Json doc;
+  rapidjson::ParseResult result;
+  bool too_deep = false;
+  auto generate = [&](Json& handler) {
+    DepthLimitedBuilder builder(handler, max_depth);
     rapidjson::Reader reader;
     rapidjson::MemoryStream ms(text.data(), text.size());
-    rapidjson::ParseResult r = reader.Parse<kFlags>(ms, limiter);
-    if (!r && limiter.depth > max_depth) {
-      return InvalidArgument("JSON nested deeper than " + std::to_string(max_depth) + " levels");
-    }
-  }
-  Json doc;
-  doc.Parse<kFlags>(text.data(), text.size());
-  if (doc.HasParseError()) {
+    result = reader.Parse<kFlags>(ms, builder);
+    too_deep = builder.too_deep();
+    return !result.IsError();
+  };
+  doc.Populate(generate);
+  if (too_deep) return InvalidArgument("JSON nested deeper than " + std::to_string(max_depth) + " levels");
+  if (result.IsError()) {
     int line, col;
-    LineColumn(text, doc.GetErrorOffset(), &line, &col);
-    return InvalidArgument(std::string("malformed JSON at line ") + std::to_string(line) +
-                           ", column " + std::to_string(col) + ": " +
-                           rapidjson::GetParseError_En(doc.GetParseError()));
+    LineColumn(text, result.Offset(), &line, &col);
+    return InvalidArgument(std::string("malformed JSON at line ") + std::to_string(line) + ", column " +
+                           std::to_string(col) + ": " + rapidjson::GetParseError_En(result.Code()));
   }
   return doc;
 }
