@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
-#include <mutex>
-#include <unordered_map>
+#include <map>
 
 #include "rhip/core/time.h"
 #include "rhip/fhir/definitions.h"
@@ -29,25 +29,36 @@ struct CompiledType {
   std::vector<std::string> compartment;  // reference params that put a resource in a Patient's compartment
 };
 
+// Every resource type's parameters, compiled once on first use and immutable
+// after, so extraction takes no lock. Every R4 expression compiles (tested in
+// FhirPath.CompilesEverySearchExpressionOfR4); one that did not would be a bug
+// in fhirpath.cc, so it is reported rather than silently left unindexed.
 const CompiledType& ForType(std::string_view type) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, std::unique_ptr<CompiledType>> cache;  // GUARDED_BY(mu)
-  std::lock_guard lock(mu);
-  auto& slot = cache[std::string(type)];
-  if (!slot) {
-    slot = std::make_unique<CompiledType>();
+  static const auto* table = [] {
+    auto* t = new std::map<std::string, CompiledType, std::less<>>();  // lives until exit, read by every thread
     const Definitions& defs = Definitions::R4();
-    auto add = [&](const SearchParamDef& d) {
-      if (d.code == "_id" || d.code == "_lastUpdated") return;  // columns of the resource row
-      if (d.type == ParamType::kSpecial) return;
-      auto p = FhirPath::Compile(d.expression);
-      if (p.ok()) slot->params.push_back({&d, std::move(*p)});
-    };
-    for (const auto& d : defs.SearchParams(type)) add(d);
-    for (const auto& d : defs.CommonSearchParams()) add(d);
-    slot->compartment = defs.PatientCompartmentParams(type);
-  }
-  return *slot;
+    for (const std::string& rt : defs.ResourceTypes()) {
+      CompiledType& ct = (*t)[rt];
+      auto add = [&](const SearchParamDef& d) {
+        if (d.code == "_id" || d.code == "_lastUpdated") return;  // columns of the resource row
+        if (d.type == ParamType::kSpecial) return;
+        auto p = FhirPath::Compile(d.expression);
+        if (!p.ok()) {
+          std::fprintf(stderr, "rhip: search parameter %s.%s is not indexed: %s\n", rt.c_str(), d.code.c_str(),
+                       p.status().message().c_str());
+          return;
+        }
+        ct.params.push_back({&d, std::move(*p)});
+      };
+      for (const auto& d : defs.SearchParams(rt)) add(d);
+      for (const auto& d : defs.CommonSearchParams()) add(d);
+      ct.compartment = defs.PatientCompartmentParams(rt);
+    }
+    return t;
+  }();
+  static const CompiledType kNone;
+  auto it = table->find(type);
+  return it == table->end() ? kNone : it->second;
 }
 
 std::string_view Str(const JsonValue* v) {

@@ -55,6 +55,18 @@ TEST(FhirPath, CompilesEveryExpressionOfTheCoreResourceTypes) {
   EXPECT_GT(n, 350);
 }
 
+TEST(FhirPath, CompilesEverySearchExpressionOfR4) {
+  int n = 0;
+  for (const auto& type : Definitions::R4().ResourceTypes())
+    for (const auto& p : Definitions::R4().SearchParams(type)) {
+      if (p.type == store::ParamType::kSpecial) continue;
+      auto f = FhirPath::Compile(p.expression);
+      EXPECT_TRUE(f.ok()) << type << "." << p.code << ": " << f.status().ToString();
+      ++n;
+    }
+  EXPECT_GT(n, 1500);
+}
+
 TEST(FhirPath, RejectsUnsupportedFunctionsByName) {
   auto f = FhirPath::Compile("Patient.name.select(given)");
   ASSERT_FALSE(f.ok());
