@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "rhip/core/id_card.h"
 
 namespace rhip::cli {
 namespace {
@@ -23,21 +24,13 @@ struct BenchDataFlags {
   int64_t patients = 100000;
 };
 
-// GB 11643 check character (kept local: bench data only needs valid-looking numbers).
-char CheckChar(const std::string& first17) {
-  static const int kW[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
-  int s = 0;
-  for (int i = 0; i < 17; ++i) s += (first17[static_cast<size_t>(i)] - '0') * kW[i];
-  return "10X98765432"[s % 11];
-}
-
 std::string IdNumber(int64_t i) {
   char buf[32];
   int year = 1940 + static_cast<int>(i % 80), month = 1 + static_cast<int>(i / 80 % 12),
       day = 1 + static_cast<int>(i / 960 % 28);
   std::snprintf(buf, sizeof buf, "330402%04d%02d%02d%03d", year, month, day, static_cast<int>(i % 1000));
   std::string s(buf);
-  return s + CheckChar(s);
+  return s + IdCardCheckChar(s);
 }
 
 class NdjsonFile {

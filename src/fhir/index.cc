@@ -81,11 +81,6 @@ void StringsOf(const JsonValue& v, const char* name, const std::string& param, s
   }
 }
 
-bool IsPrimitiveString(const std::string& t) {
-  return t == "string" || t == "code" || t == "id" || t == "uri" || t == "url" || t == "canonical" ||
-         t == "markdown" || t == "oid" || t == "uuid";
-}
-
 void ToString(const std::string& param, const PathNode& n, store::IndexRows* rows) {
   const JsonValue& v = *n.value;
   if (v.IsString()) {

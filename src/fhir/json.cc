@@ -114,4 +114,24 @@ void SetString(JsonValue& obj, std::string_view name, std::string_view value, Js
   }
 }
 
+void SetVersionMeta(Json& doc, int64_t version, Micros last_updated) {
+  auto& a = doc.GetAllocator();
+  auto meta = doc.FindMember("meta");
+  if (meta == doc.MemberEnd() || !meta->value.IsObject()) {
+    doc.RemoveMember("meta");
+    doc.AddMember("meta", JsonValue(rapidjson::kObjectType), a);
+  }
+  JsonValue& m = doc["meta"];
+  SetString(m, "versionId", std::to_string(version), a);
+  SetString(m, "lastUpdated", FormatInstant(last_updated), a);
+}
+
+void StripVersionMeta(JsonValue& doc) {
+  auto meta = doc.FindMember("meta");
+  if (meta == doc.MemberEnd() || !meta->value.IsObject()) return;
+  meta->value.RemoveMember("versionId");
+  meta->value.RemoveMember("lastUpdated");
+  if (meta->value.MemberCount() == 0) doc.RemoveMember("meta");
+}
+
 }  // namespace rhip::fhir

@@ -76,18 +76,6 @@ struct Prepared {
   Micros now = 0;
 };
 
-void SetMeta(Json& doc, int64_t version, Micros now) {
-  auto& a = doc.GetAllocator();
-  auto meta = doc.FindMember("meta");
-  if (meta == doc.MemberEnd() || !meta->value.IsObject()) {
-    doc.RemoveMember("meta");
-    doc.AddMember("meta", JsonValue(rapidjson::kObjectType), a);
-  }
-  JsonValue& m = doc["meta"];
-  SetString(m, "versionId", std::to_string(version), a);
-  SetString(m, "lastUpdated", FormatInstant(now), a);
-}
-
 // Parses and checks a resource body for `type`. `id` empty = keep what the body has.
 StatusOr<Json> ParseResource(std::string_view body, std::string_view type, std::vector<Issue>* issues) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
@@ -111,7 +99,7 @@ Prepared Prepare(Json doc, const std::string& type, const std::string& id, int64
   p.id = id;
   p.now = now;
   SetString(doc, "id", id, doc.GetAllocator());
-  SetMeta(doc, version, now);
+  SetVersionMeta(doc, version, now);
   p.index = ExtractIndex(doc, type);
   p.doc = std::move(doc);
   return p;
@@ -124,7 +112,7 @@ store::PutRequest ToPut(Prepared& p, int64_t version, const char* method) {
   put.version = version;
   put.last_updated = p.now;
   put.method = method;
-  SetMeta(p.doc, version, p.now);
+  SetVersionMeta(p.doc, version, p.now);
   put.json = WriteJson(p.doc);
   put.index = std::move(p.index);
   return put;

@@ -96,8 +96,11 @@ TEST(Validator, PrimitiveFormats) {
   EXPECT_TRUE(Has(issues, "Patient.active", "value"));
   EXPECT_TRUE(Has(issues, "Patient.multipleBirthInteger", "value"));
   EXPECT_TRUE(Has(issues, "Patient.gender", "value"));
-  for (const auto& i : issues)
-    if (i.expression == "Patient.birthDate") EXPECT_NE(i.diagnostics.find("month must be 01-12"), std::string::npos);
+  for (const auto& i : issues) {
+    if (i.expression == "Patient.birthDate") {
+      EXPECT_NE(i.diagnostics.find("month must be 01-12"), std::string::npos);
+    }
+  }
   EXPECT_TRUE(Has(V(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"issued":"2024-01-01"})"),
                   "Observation.issued", "value"));
   EXPECT_TRUE(Has(V(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":"5"}})"),

@@ -40,26 +40,6 @@ struct Prepared {
   store::IndexRows index;
 };
 
-// Removes meta.versionId and meta.lastUpdated (and an emptied meta).
-void StripVersionMeta(fhir::JsonValue& doc) {
-  auto meta = doc.FindMember("meta");
-  if (meta == doc.MemberEnd() || !meta->value.IsObject()) return;
-  meta->value.RemoveMember("versionId");
-  meta->value.RemoveMember("lastUpdated");
-  if (meta->value.MemberCount() == 0) doc.RemoveMember("meta");
-}
-
-void SetVersionMeta(fhir::Json& doc, int64_t version, Micros now) {
-  auto& a = doc.GetAllocator();
-  if (!doc.HasMember("meta") || !doc["meta"].IsObject()) {
-    doc.RemoveMember("meta");
-    doc.AddMember("meta", fhir::JsonValue(rapidjson::kObjectType), a);
-  }
-  fhir::JsonValue& meta = doc["meta"];
-  fhir::SetString(meta, "versionId", std::to_string(version), a);
-  fhir::SetString(meta, "lastUpdated", FormatInstant(now), a);
-}
-
 StatusOr<Prepared> PrepareLine(std::string_view line, bool validate) {
   ASSIGN_OR_RETURN(fhir::Json doc, fhir::ParseJson(line));
   if (!doc.IsObject()) return InvalidArgument("a line must hold one JSON object (a resource)");
@@ -80,7 +60,7 @@ StatusOr<Prepared> PrepareLine(std::string_view line, bool validate) {
   Prepared p;
   p.type = std::move(type);
   p.id = std::move(id);
-  StripVersionMeta(doc);
+  fhir::StripVersionMeta(doc);
   p.content = fhir::WriteJson(doc);
   p.index = fhir::ExtractIndex(doc, p.type);
   p.doc = std::move(doc);
@@ -211,7 +191,7 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
               ASSIGN_OR_RETURN(store::ResourceVersion stored, tx.Read(p.type, p.id));
               auto old = fhir::ParseJson(stored.json);
               if (old.ok()) {
-                StripVersionMeta(*old);
+                fhir::StripVersionMeta(*old);
                 if (fhir::WriteJson(*old) == p.content) {
                   ++unchanged;
                   continue;
@@ -220,7 +200,7 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
             }
             version = cur->version + 1;
           }
-          SetVersionMeta(p.doc, version, now);
+          fhir::SetVersionMeta(p.doc, version, now);
           store::PutRequest put;
           put.type = p.type;
           put.id = p.id;

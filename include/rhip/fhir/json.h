@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "rhip/core/status.h"
+#include "rhip/core/time.h"
 
 namespace rhip::fhir {
 
@@ -30,5 +31,12 @@ std::string WriteJsonPretty(const JsonValue& value);
 const JsonValue* Member(const JsonValue& obj, std::string_view name);
 std::string_view StringMember(const JsonValue& obj, std::string_view name);
 void SetString(JsonValue& obj, std::string_view name, std::string_view value, JsonAlloc& a);
+
+// Sets meta.versionId and meta.lastUpdated (creating meta when absent): the
+// store's version of a resource, written into its JSON.
+void SetVersionMeta(Json& doc, int64_t version, Micros last_updated);
+// Removes meta.versionId and meta.lastUpdated (and meta, when that empties it),
+// leaving the content a client sent: used to compare versions for idempotence.
+void StripVersionMeta(JsonValue& doc);
 
 }  // namespace rhip::fhir

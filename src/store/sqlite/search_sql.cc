@@ -6,9 +6,6 @@
 namespace rhip::store::sqlite {
 namespace {
 
-constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-
 std::string EscapeLike(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -297,8 +294,6 @@ StatusOr<CompiledSql> CompileSearch(const SearchQuery& q) {
   }
   order += (order.empty() ? "" : ", ") + std::string("r.pk");
   out.order_by = "ORDER BY " + order;
-  (void)kMin;
-  (void)kMax;
   return out;
 }
 
