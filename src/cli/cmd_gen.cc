@@ -18,7 +18,7 @@ int RunGen(const gen::GenOptions& o) {
               static_cast<long long>(s->residents), static_cast<long long>(s->resources), s->seconds,
               s->seconds > 0 ? static_cast<double>(s->resources) / s->seconds : 0.0, o.out.c_str());
   for (const auto& [t, n] : s->per_type) std::printf("  %-18s %lld\n", t.c_str(), static_cast<long long>(n));
-  std::printf("  truth: %s/truth/{patients,indicators}.csv\n", o.out.c_str());
+  std::printf("  truth: %s/truth/ (patients, residents, indicators, immunizations, repeated-results, notifiable, outbreaks)\n  hl7v2: %s/hl7v2/ (adt, adt-gb18030, oru, vxu)\n", o.out.c_str(), o.out.c_str());
   return 0;
 }
 

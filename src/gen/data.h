@@ -34,6 +34,7 @@ struct Diagnosis {
   std::string_view icd10;
   std::string_view display;
   double weight;
+  bool rehab = false;  // often referred down to a township centre after discharge (下转)
 };
 extern const std::vector<Diagnosis> kOutpatientDiagnoses;
 extern const std::vector<Diagnosis> kInpatientDiagnoses;
@@ -60,5 +61,47 @@ struct ScheduleVersion {
   std::vector<ScheduledDose> doses;
 };
 extern const std::vector<ScheduleVersion> kImmunizationSchedules;  // oldest first
+
+// Lab tests (LOINC) grouped in panels, and imaging exams; `valid_days` is how long a
+// result stays reusable by another institution (检查检验互认, DOMAIN B.7).
+struct LabItem {
+  std::string_view loinc;
+  std::string_view display;
+  std::string_view unit;  // UCUM
+  double low, high;       // reference range
+  double mean, sd;        // in a healthy adult
+  int decimals;
+};
+struct LabPanel {
+  std::string_view code;  // LOINC panel (or single test) code
+  std::string_view display;
+  int valid_days;
+  std::vector<LabItem> items;
+};
+extern const std::vector<LabPanel> kLabPanels;  // [0] CBC, [1] liver, [2] renal, [3] glucose, [4] HbA1c, [5] lipids
+struct ImagingExam {
+  std::string_view code;  // regional exam item (http://rhip.health/CodeSystem/exam-item)
+  std::string_view display;
+  std::string_view modality;  // OBR-24 / DICOM modality: DX, CT, MR, US
+  int valid_days;
+  std::vector<std::string_view> conclusions;  // first = normal
+};
+extern const std::vector<ImagingExam> kImagingExams;
+
+// Notifiable infectious diseases (法定传染病) with a seasonal baseline per county:
+// rate per 100,000 residents a year, peaking on `peak_day` of the year with
+// relative `amplitude` (0 = flat), among residents aged [age_min, age_max].
+struct NotifiableDisease {
+  std::string_view icd10;
+  std::string_view display;
+  char klass;  // 'A', 'B', 'C' (甲/乙/丙类)
+  double rate_per_100k;
+  int peak_day;
+  double amplitude;
+  int age_min, age_max;
+  bool outbreak_prone;  // injected outbreaks are drawn from these
+};
+extern const std::vector<NotifiableDisease> kNotifiableDiseases;
+extern const NotifiableDisease kCholera;  // fixed-threshold disease: one case alerts at once (DOMAIN B.4)
 
 }  // namespace rhip::gen::data

@@ -3,11 +3,13 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <unordered_map>
@@ -48,11 +50,11 @@ class Rng {
     } while (p > l && k < 200);
     return k - 1;
   }
-  double LogNormal(double median, double sigma) {
+  double Normal() {  // standard normal (Box-Muller)
     double u1 = std::max(Uniform(), 1e-12), u2 = Uniform();
-    double z = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
-    return median * std::exp(sigma * z);
+    return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
   }
+  double LogNormal(double median, double sigma) { return median * std::exp(sigma * Normal()); }
   template <typename T>
   const T& Pick(const std::vector<T>& v) { return v[Next() % v.size()]; }
 
@@ -72,6 +74,13 @@ uint64_t Mix(uint64_t a, uint64_t b) {
   Rng r(a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL));
   r.Next();
   return r.Next();
+}
+
+// Each resident has independent random streams, one per purpose, so that adding
+// draws to one part of a life (say, lab results) never shifts another (visits).
+enum class Stream : uint64_t { kPerson = 1, kCare, kImmunization, kContract, kNotifiable, kResults, kRegistration };
+Rng ResidentStream(uint64_t seed, int64_t index, Stream s) {
+  return Rng(Mix(Mix(seed, static_cast<uint64_t>(index)), static_cast<uint64_t>(s)));
 }
 
 template <typename T, typename W>
@@ -277,6 +286,10 @@ struct Person {
   std::string health_card;
   std::string address;
   bool hypertension = false, diabetes = false;
+  // Migration: residents who move into the region during the period, or leave it.
+  int64_t arrive_day = INT64_MIN;
+  int64_t leave_day = INT64_MAX;
+  bool Present(int64_t day) const { return day >= birth_day && day >= arrive_day && day < leave_day; }
 };
 
 std::vector<std::string_view> Chars(std::string_view s) {  // UTF-8 characters
@@ -291,7 +304,7 @@ std::vector<std::string_view> Chars(std::string_view s) {  // UTF-8 characters
 }
 
 Person MakePerson(int64_t index, uint64_t seed, int64_t ref_day, int years) {
-  Rng rng(Mix(seed, static_cast<uint64_t>(index) * 2 + 1));
+  Rng rng = ResidentStream(seed, index, Stream::kPerson);
   Person p;
   p.index = index;
   char id[32];
@@ -312,7 +325,16 @@ Person MakePerson(int64_t index, uint64_t seed, int64_t ref_day, int years) {
   p.town = static_cast<int>(rng.Next() % data::kCounties[c].towns.size());
   // Where the ID number was first issued: mostly here, some migrants from elsewhere.
   static const char* kElsewhere[] = {"341221", "510322", "411522", "362329", "320583", "330106"};
-  p.birth_region = rng.Chance(0.85) ? p.county : kElsewhere[rng.Next() % 6];
+  // Migration (~1.5 % a year move in, ~1 % a year move out); movers-in mostly hold
+  // ID numbers issued elsewhere.
+  const int period_days = years * 365;
+  if (rng.Chance(0.015 * years)) {
+    p.arrive_day = ref_day + rng.Int(30, period_days - 1);
+  } else if (rng.Chance(0.01 * years)) {
+    p.leave_day = ref_day + rng.Int(30, period_days - 1);
+  }
+  const bool migrant = p.arrive_day != INT64_MIN;
+  p.birth_region = rng.Chance(migrant ? 0.3 : 0.85) ? p.county : kElsewhere[rng.Next() % 6];
   char seq[4];
   int s = rng.Int(0, 499) * 2 + (p.male ? 1 : 0);
   std::snprintf(seq, sizeof seq, "%03d", s % 1000);
@@ -335,6 +357,66 @@ Person MakePerson(int64_t index, uint64_t seed, int64_t ref_day, int years) {
   p.diabetes = age >= 18 && rng.Chance(age < 40 ? 0.02 : age < 60 ? 0.10 : 0.18);
   return p;
 }
+
+// ---- one resident's life while it is generated -----------------------------------
+
+struct Ordered {  // a test or exam ordered at a visit
+  bool imaging = false;
+  size_t item = 0;  // index into kLabPanels or kImagingExams
+  bool operator==(const Ordered&) const = default;
+};
+
+struct Life {
+  const Person& p;
+  std::function<const std::string&(const Org&)> record_at;  // the Patient an institution holds for them
+  Rng care, results;
+  int seq = 0;        // encounters
+  int referrals = 0;
+  struct Report {
+    Ordered what;
+    int64_t day;
+    const Org* org;
+    std::string id;
+  };
+  std::vector<Report> reports = {};
+  std::unordered_map<std::string_view, std::pair<int64_t, double>> last_value = {};  // LOINC → (day, value)
+};
+
+struct VisitSpec {
+  int64_t day;
+  const char* cls;                      // AMB, EMER, IMP
+  const Org* org = nullptr;             // null: where this resident would go
+  std::string based_on = {};            // the referral (ServiceRequest id) that led here
+  const data::Diagnosis* dx = nullptr;  // the referral's reason
+  const std::vector<Ordered>* repeat = nullptr;  // tests the referring institution already did
+};
+
+struct VisitResult {
+  const Org* org = nullptr;  // null: no visit (after the period)
+  const data::Diagnosis* dx = nullptr;
+  std::string patient, enc;
+  int64_t day = 0, end_day = 0;
+  int start_min = 0;
+  std::vector<Ordered> ordered;
+};
+
+// Injected outbreaks and the one fixed-threshold case (truth/outbreaks.csv).
+struct Outbreak {
+  std::string id;
+  std::string county;
+  const data::NotifiableDisease* disease;
+  int64_t start, end;           // days, inclusive
+  double per_resident = 0;      // expected extra cases per eligible resident of the county
+  int64_t resident = -1;        // fixed-threshold events: the one case
+  bool fixed_threshold = false;
+};
+
+struct SlotUse {  // an outpatient session (号源) with bookings
+  const Org* org = nullptr;
+  int64_t day = 0;
+  bool am = true;
+  int booked = 0;
+};
 
 // ---- indicator truth -------------------------------------------------------------
 
@@ -362,7 +444,10 @@ struct Ctx {
   std::string truth;
   std::string immunization_truth;
   // HL7 v2.5 messages (segments end in \r, messages in \n): UTF-8 senders, GB18030 senders, VXU.
-  std::string adt_utf8, adt_gb18030, vxu;
+  std::string adt_utf8, adt_gb18030, vxu, oru;
+  std::string residents_truth, results_truth, notifiable_truth;
+  std::map<std::string, SlotUse> slots;  // slot id → bookings
+  std::map<size_t, int64_t> outbreak_cases;
   std::unordered_map<std::string, std::string> pid_segment;  // Patient record id → its PID segment
   Indicators ind;
   void Put(const std::string& type) {
@@ -375,12 +460,16 @@ struct Ctx {
 
 class Generator {
  public:
-  Generator(const GenOptions& o, int64_t start_day) : o_(o), start_day_(start_day), region_(BuildRegion()) {}
+  Generator(const GenOptions& o, int64_t start_day) : o_(o), start_day_(start_day), region_(BuildRegion()) {
+    PlanOutbreaks();
+  }
 
   Status Open() {
     const fs::path dir = fs::path(o_.out) / "fhir";
     for (const char* t : {"Organization", "Practitioner", "PractitionerRole", "Patient", "Encounter", "Condition",
-                          "Procedure", "Claim", "Immunization", "CareTeam", "EpisodeOfCare"}) {
+                          "Procedure", "Claim", "Immunization", "CareTeam", "EpisodeOfCare", "Observation",
+                          "DiagnosticReport", "ServiceRequest", "Task", "HealthcareService", "Schedule", "Slot",
+                          "Appointment"}) {
       auto f = std::make_unique<Ndjson>();
       if (!f->Open(dir / (std::string(t) + ".ndjson")))
         return Status(StatusCode::kUnavailable, "cannot write " + (dir / t).string() + ".ndjson");
@@ -391,7 +480,17 @@ class Generator {
     adt_utf8_ = std::fopen((fs::path(o_.out) / "hl7v2" / "adt.hl7").c_str(), "wb");
     adt_gb_ = std::fopen((fs::path(o_.out) / "hl7v2" / "adt-gb18030.hl7").c_str(), "wb");
     vxu_ = std::fopen((fs::path(o_.out) / "hl7v2" / "vxu.hl7").c_str(), "wb");
-    if (!adt_utf8_ || !adt_gb_ || !vxu_) return Status(StatusCode::kUnavailable, "cannot write hl7v2/*.hl7");
+    oru_ = std::fopen((fs::path(o_.out) / "hl7v2" / "oru.hl7").c_str(), "wb");
+    if (!adt_utf8_ || !adt_gb_ || !vxu_ || !oru_) return Status(StatusCode::kUnavailable, "cannot write hl7v2/*.hl7");
+    for (auto [file, name, header] :
+         {std::tuple{&residents_truth_, "residents.csv", "person_id,sex,birth_date,county,town,arrived,left,hypertension,diabetes\n"},
+          std::tuple{&results_truth_, "repeated-results.csv",
+                     "person_id,item,prior_report,prior_org,prior_date,report,org,date,days_apart\n"},
+          std::tuple{&notifiable_truth_, "notifiable.csv", "condition_id,record_id,person_id,county,icd10,onset,outbreak_id\n"}}) {
+      *file = std::fopen((fs::path(o_.out) / "truth" / name).c_str(), "wb");
+      if (!*file) return Status(StatusCode::kUnavailable, std::string("cannot write truth/") + name);
+      std::fputs(header, *file);
+    }
     imm_truth_ = std::fopen((fs::path(o_.out) / "truth" / "immunizations.csv").c_str(), "wb");
     if (!imm_truth_) return Status(StatusCode::kUnavailable, "cannot write truth/immunizations.csv");
     std::fputs("person_id,record_id,vaccine,dose,schedule,due_date,given_date\n", imm_truth_);
@@ -431,6 +530,7 @@ class Generator {
       w.EndObject();
       c.Put("Organization");
       if (org.level == Level::kGovernment) continue;
+      if (Bookable(org)) WriteSchedule(c, org);
       for (int d = 1; d <= org.doctors; ++d) {
         std::string pid = org.id + "-D" + std::to_string(d);
         Rng rng(Mix(o_.seed, Fnv1a(pid)));
@@ -499,40 +599,55 @@ class Generator {
 
   // One resident: registrations (with clerks' errors) and years of care.
   void Resident(int64_t index, Ctx& c) const {
-    Person p = MakePerson(index, o_.seed, start_day_, o_.years);
-    Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 2));
+    const Person p = MakePerson(index, o_.seed, start_day_, o_.years);
     std::unordered_map<std::string, std::string> records;  // org id → Patient id
-    auto record_at = [&](const Org& org) -> const std::string& {
-      auto it = records.find(org.id);
-      if (it != records.end()) return it->second;
-      std::string rid = "pat-" + p.id.substr(1) + "-" + org.id;
-      WritePatient(c, p, org, rid, rng);
-      return records.emplace(org.id, rid).first->second;
-    };
-    int seq = 0;  // this resident's encounters
+    Rng registration = ResidentStream(o_.seed, index, Stream::kRegistration);
+    Life life{p, [&](const Org& org) -> const std::string& {
+                auto it = records.find(org.id);
+                if (it != records.end()) return it->second;
+                std::string rid = "pat-" + p.id.substr(1) + "-" + org.id;
+                WritePatient(c, p, org, rid, registration);
+                return records.emplace(org.id, rid).first->second;
+              },
+              ResidentStream(o_.seed, index, Stream::kCare), ResidentStream(o_.seed, index, Stream::kResults)};
+    Rng& rng = life.care;
     const int age0 = static_cast<int>((start_day_ - p.birth_day) / 365);
     for (int year = 0; year < o_.years; ++year) {
       const int64_t y0 = start_day_ + static_cast<int64_t>(year * 365.25);
-      const int cal_year = CalendarYear(y0);
       const int age = age0 + year;
       if (y0 + 365 < p.birth_day) continue;  // not born yet this year
       double rate = age < 7 ? 6 : age < 18 ? 3 : age < 45 ? 4.5 : age < 65 ? 8.5 : 15;
       if (p.hypertension) rate += 3;
       if (p.diabetes) rate += 2;
-      int visits = rng.Poisson(rate * 0.93);
-      for (int v = 0; v < visits; ++v) {
-        int64_t day = y0 + rng.Int(0, 364);
-        if (day < p.birth_day) continue;
-        Visit(c, p, rng, day, cal_year, rng.Chance(0.04) ? "EMER" : "AMB", record_at, &seq);
-      }
-      double admit = age < 5 ? 0.10 : age < 45 ? 0.08 : age < 65 ? 0.16 : 0.32;
-      if (rng.Chance(admit)) {
-        int64_t day = y0 + rng.Int(0, 364);
-        if (day >= p.birth_day) Visit(c, p, rng, day, cal_year, "IMP", record_at, &seq);
+      // The year's visits in date order (outpatient, emergency, maybe one stay).
+      std::vector<std::pair<int64_t, const char*>> visits;
+      const int n = rng.Poisson(rate * 0.9);
+      for (int v = 0; v < n; ++v) visits.emplace_back(y0 + rng.Int(0, 364), rng.Chance(0.04) ? "EMER" : "AMB");
+      const double admit = age < 5 ? 0.10 : age < 45 ? 0.08 : age < 65 ? 0.16 : 0.32;
+      if (rng.Chance(admit)) visits.emplace_back(y0 + rng.Int(0, 364), "IMP");
+      std::stable_sort(visits.begin(), visits.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [day, cls] : visits) {
+        if (!p.Present(day)) continue;
+        const VisitResult r = Visit(c, life, VisitSpec{day, cls});
+        if (!r.org) continue;
+        const std::string_view klass = cls;
+        if (klass == "AMB" && r.org->primary() &&
+            rng.Chance(p.hypertension || p.diabetes || age >= 65 ? 0.05 : 0.015)) {
+          ReferUp(c, life, r);
+        } else if (klass == "IMP" && !r.org->primary() && r.dx->rehab && rng.Chance(0.35)) {
+          ReferDown(c, life, r);
+        }
       }
     }
-    Immunizations(c, p, index, record_at);
-    Contracts(c, p, index, record_at);
+    RepeatedResults(c, life);
+    auto day_or_empty = [](int64_t d, int64_t none) { return d == none ? std::string() : DateStr(d); };
+    c.residents_truth += p.id + "," + (p.male ? "M" : "F") + "," + DateStr(p.birth_day) + "," + p.county + "," +
+                         std::to_string(p.town + 1) + "," + day_or_empty(p.arrive_day, INT64_MIN) + "," +
+                         day_or_empty(p.leave_day, INT64_MAX) + "," + (p.hypertension ? "1" : "0") + "," +
+                         (p.diabetes ? "1" : "0") + "\n";
+    Immunizations(c, p, index, life.record_at);
+    Contracts(c, p, index, life.record_at);
+    Notifiable(c, life);
   }
 
   // Family-doctor contracts (家庭医生签约): one-year EpisodeOfCare with the town's
@@ -541,13 +656,13 @@ class Generator {
   // with some missed. Own random stream.
   template <typename RecordAt>
   void Contracts(Ctx& c, const Person& p, int64_t index, RecordAt& record_at) const {
-    Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 4));
+    Rng rng = ResidentStream(o_.seed, index, Stream::kContract);
     const Org& centre = region_.orgs[region_.townships.at(p.county)[static_cast<size_t>(p.town)]];
     int follow_seq = 0;
     for (int year = 0; year < o_.years; ++year) {
       const int64_t y0 = start_day_ + static_cast<int64_t>(year * 365.25);
       const int cal_year = CalendarYear(y0);
-      if (p.birth_day > y0 + 364) continue;  // not yet born
+      if (!p.Present(y0 + 182)) continue;  // a resident of the area at mid-year (born, not moved away)
       const int age = static_cast<int>((y0 - p.birth_day) / 365);
       const bool key_population = age >= 65 || age <= 6 || p.hypertension || p.diabetes;
       // 重点人群签约覆盖率 ~75 %, overall ~40 %
@@ -559,20 +674,21 @@ class Generator {
       if (!signed_up) continue;
       const std::string& patient = record_at(centre);
       const std::string doctor = centre.id + "-D" + std::to_string(rng.Int(1, std::min(centre.doctors, 3)));
-      const int64_t from = std::max(y0, p.birth_day) + rng.Int(0, 30);
+      const int64_t from = std::max({y0, p.birth_day, p.arrive_day}) + rng.Int(0, 30);
+      const bool moved_away = p.leave_day <= from + 364;  // the contract ends when they leave
       c.buf.Clear();
       Writer w(c.buf);
       w.StartObject();
       Str(w, "resourceType", "EpisodeOfCare");
       Str(w, "id", "contract-" + p.id.substr(1) + "-" + std::to_string(cal_year));
-      Str(w, "status", "active");
+      Str(w, "status", moved_away ? "finished" : "active");
       CodingList(w, "type", "http://rhip.health/CodeSystem/episode-type", "family-doctor-contract");
       Ref(w, "patient", "Patient", patient);
       Ref(w, "managingOrganization", "Organization", centre.id);
       w.Key("period");
       w.StartObject();
       Str(w, "start", DateStr(from));
-      Str(w, "end", DateStr(from + 364));
+      Str(w, "end", DateStr(moved_away ? p.leave_day - 1 : from + 364));
       w.EndObject();
       Ref(w, "careManager", "Practitioner", doctor);
       w.Key("team");
@@ -588,7 +704,7 @@ class Generator {
       for (int q = 0; q < 4; ++q) {
         if (rng.Chance(0.12)) continue;  // a missed quarterly follow-up
         const int64_t day = y0 + q * 91 + rng.Int(0, 80);
-        if (day < p.birth_day) continue;
+        if (!p.Present(day)) continue;
         ++done;
         c.buf.Clear();
         Writer e(c.buf);
@@ -642,7 +758,7 @@ class Generator {
   void Immunizations(Ctx& c, const Person& p, int64_t index, RecordAt& record_at) const {
     const int64_t end_day = start_day_ + static_cast<int64_t>(o_.years * 365.25);
     if (end_day - p.birth_day > 7 * 365) return;
-    Rng rng(Mix(o_.seed, static_cast<uint64_t>(index) * 2 + 3));
+    Rng rng = ResidentStream(o_.seed, index, Stream::kImmunization);
     const Org& clinic = region_.orgs[region_.townships.at(p.county)[static_cast<size_t>(p.town)]];
     std::unordered_map<std::string_view, int64_t> last_given;
     const data::ScheduleVersion* versions[2] = {&data::kImmunizationSchedules[0], &data::kImmunizationSchedules[1]};
@@ -653,7 +769,7 @@ class Generator {
         const std::string due_str = DateStr(due);
         const bool in_force = due_str >= versions[v]->effective_from &&
                               (v == 1 || due_str < versions[1]->effective_from);
-        if (!in_force || due < start_day_ || due >= end_day) continue;
+        if (!in_force || due < start_day_ || due >= end_day || !p.Present(due)) continue;
         std::string given;
         std::string record;
         if (!rng.Chance(0.03)) {
@@ -662,7 +778,7 @@ class Generator {
           int64_t day = due + (d.age_days == 0 ? 0 : delay);
           auto prev = last_given.find(d.vaccine);
           if (prev != last_given.end()) day = std::max(day, prev->second + 28);
-          if (day < end_day) {
+          if (day < end_day && p.Present(day)) {
             last_given[d.vaccine] = day;
             given = DateStr(day);
             record = record_at(clinic);
@@ -707,6 +823,657 @@ class Generator {
     }
   }
 
+  // ---- appointments (预约诊疗) ----
+
+  static bool Bookable(const Org& org) {
+    return org.level == Level::kCityHospital || org.level == Level::kCountyHospital || org.level == Level::kTownship;
+  }
+  static int SlotCapacity(const Org& org) {
+    return org.level == Level::kCityHospital ? 50 : org.level == Level::kCountyHospital ? 40 : 20;
+  }
+  static std::string SlotId(const Org& org, int64_t day, bool am) {
+    std::string d = DateStr(day);
+    d.erase(std::remove(d.begin(), d.end(), '-'), d.end());
+    return "slot-" + org.id + "-" + d + (am ? "-am" : "-pm");
+  }
+
+  // Whether an outpatient visit was booked ahead; referrals mostly come with a booking.
+  static bool BookAhead(const Org& org, bool referred, Rng& rng) {
+    switch (org.level) {
+      case Level::kCityHospital: return rng.Chance(referred ? 0.9 : 0.6);
+      case Level::kCountyHospital: return rng.Chance(referred ? 0.85 : 0.45);
+      case Level::kTownship: return rng.Chance(referred ? 0.5 : 0.12);
+      default: return false;
+    }
+  }
+
+  void WriteAppointment(Ctx& c, const std::string& id, const std::string& patient, const Org& org, int doctor,
+                        int64_t day, int start_min, Rng& rng, const char* status) const {
+    const bool am = start_min < 12 * 60;
+    const std::string slot = SlotId(org, day, am);
+    SlotUse& use = c.slots[slot];
+    use.org = &org;
+    use.day = day;
+    use.am = am;
+    ++use.booked;
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "Appointment");
+    Str(w, "id", id);
+    Str(w, "status", status);
+    CodingList(w, "serviceType", "http://rhip.health/CodeSystem/service-type", "outpatient");
+    Str(w, "start", DateTimeStr(day, start_min));
+    Str(w, "end", DateTimeStr(day, start_min + 15));
+    w.Key("slot");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "reference", "Slot/" + slot);
+    w.EndObject();
+    w.EndArray();
+    Str(w, "created", DateStr(day - rng.Int(1, 7)));
+    w.Key("participant");
+    w.StartArray();
+    w.StartObject();
+    Ref(w, "actor", "Patient", patient);
+    Str(w, "status", "accepted");
+    w.EndObject();
+    w.StartObject();
+    Ref(w, "actor", "Practitioner", org.id + "-D" + std::to_string(doctor));
+    Str(w, "status", "accepted");
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    c.Put("Appointment");
+  }
+
+  // Each bookable institution's outpatient service and its schedule (Slots are written at the end).
+  void WriteSchedule(Ctx& c, const Org& org) const {
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "HealthcareService");
+    Str(w, "id", "hs-" + org.id);
+    w.Key("active");
+    w.Bool(true);
+    Ref(w, "providedBy", "Organization", org.id);
+    Str(w, "name", org.name + "门诊");
+    w.EndObject();
+    c.Put("HealthcareService");
+    c.buf.Clear();
+    Writer s(c.buf);
+    s.StartObject();
+    Str(s, "resourceType", "Schedule");
+    Str(s, "id", "sched-" + org.id);
+    s.Key("active");
+    s.Bool(true);
+    CodingList(s, "serviceType", "http://rhip.health/CodeSystem/service-type", "outpatient");
+    s.Key("actor");
+    s.StartArray();
+    s.StartObject();
+    Str(s, "reference", "HealthcareService/hs-" + org.id);
+    s.EndObject();
+    s.EndArray();
+    s.Key("planningHorizon");
+    s.StartObject();
+    Str(s, "start", DateStr(start_day_));
+    Str(s, "end", DateStr(EndDay() + kFutureSlotDays));
+    s.EndObject();
+    s.EndObject();
+    c.Put("Schedule");
+  }
+
+  // ---- results (检查检验) ----
+
+  // What a doctor orders for this diagnosis at this kind of institution.
+  std::vector<Ordered> Orders(Life& life, const Org& org, const std::string& klass, const data::Diagnosis& dx,
+                              const std::vector<Ordered>* repeat) const {
+    Rng& rng = life.results;
+    const bool hospital = org.level == Level::kCityHospital || org.level == Level::kCountyHospital;
+    std::vector<Ordered> out;
+    auto lab = [&](size_t i) {
+      if (std::find(out.begin(), out.end(), Ordered{false, i}) == out.end()) out.push_back({false, i});
+    };
+    auto img = [&](size_t i) {
+      const auto m = data::kImagingExams[i].modality;
+      if ((hospital || m == "DX" || m == "US") && std::find(out.begin(), out.end(), Ordered{true, i}) == out.end())
+        out.push_back({true, i});
+    };
+    // A referral's receiving doctor often repeats what the referring centre did
+    // (the waste that result recognition, DOMAIN B.7, is meant to avoid).
+    if (repeat && !repeat->empty() && rng.Chance(0.65)) {
+      for (const Ordered& o : *repeat) o.imaging ? img(o.item) : lab(o.item);
+      return out;
+    }
+    if (org.level == Level::kVillage) return out;
+    const bool imp = klass == "IMP";
+    const double p = imp ? 1.0 : klass == "EMER" ? 0.8 : hospital ? 0.25 : 0.12;
+    if (!rng.Chance(p)) return out;
+    const std::string_view code = dx.icd10;
+    auto is = [&](std::string_view prefix) { return code.substr(0, prefix.size()) == prefix; };
+    enum { kCbc, kLiver, kRenal, kGlucose, kHba1c, kLipids };
+    enum { kDrChest, kCtChest, kCtHead, kUsAbd, kMrKnee };
+    if (imp) {
+      lab(kCbc);
+      lab(kLiver);
+      lab(kRenal);
+    }
+    if (is("J")) {
+      lab(kCbc);
+      if (is("J18") || is("J44") || is("C34")) img(hospital ? kCtChest : kDrChest);
+      else if (rng.Chance(0.3)) img(kDrChest);
+    } else if (is("E11")) {
+      lab(kGlucose);
+      if (rng.Chance(0.7)) lab(kHba1c);
+      if (rng.Chance(0.3)) lab(kLipids);
+    } else if (is("I10")) {
+      if (rng.Chance(0.5)) lab(kRenal);
+      if (rng.Chance(0.4)) lab(kLipids);
+      if (rng.Chance(0.3)) lab(kGlucose);
+    } else if (is("E78") || is("I25")) {
+      lab(kLipids);
+    } else if (is("I63") || is("R51")) {
+      img(kCtHead);
+    } else if (is("K80") || is("K35")) {
+      lab(kCbc);
+      img(kUsAbd);
+    } else if (is("M17") || is("M54")) {
+      if (rng.Chance(0.5)) img(kMrKnee);
+    } else if (is("Z00")) {  // health check-up
+      for (size_t i : {kCbc, kLiver, kRenal, kGlucose, kLipids}) lab(i);
+      img(kDrChest);
+      img(kUsAbd);
+    } else {
+      lab(kCbc);
+    }
+    if (klass == "EMER") lab(kCbc);
+    return out;
+  }
+
+  // A result value: a healthy adult's distribution shifted by what they have; a test
+  // repeated within a month stays close to the previous value.
+  double LabValue(Life& life, const data::LabItem& item, const data::Diagnosis& dx, int64_t day) const {
+    Rng& rng = life.results;
+    auto prev = life.last_value.find(item.loinc);
+    double v;
+    if (prev != life.last_value.end() && std::abs(day - prev->second.first) <= 30) {
+      v = prev->second.second + rng.Normal() * item.sd * 0.2;
+    } else {
+      double mean = item.mean, sd = item.sd;
+      const std::string_view code = dx.icd10;
+      if (life.p.diabetes && item.loinc == "2345-7") mean = 8.2, sd = 1.8;
+      if (life.p.diabetes && item.loinc == "4548-4") mean = 7.5, sd = 1.0;
+      if (item.loinc == "6690-2" && (code[0] == 'J' || code.substr(0, 3) == "K35")) mean = 11, sd = 3;
+      if (life.p.hypertension && (item.loinc == "2093-3" || item.loinc == "13457-7")) mean += 0.5;
+      v = mean + rng.Normal() * sd;
+    }
+    v = std::max(v, item.low * 0.3);
+    const double scale = std::pow(10.0, item.decimals);
+    v = std::round(v * scale) / scale;
+    life.last_value[item.loinc] = {day, v};
+    return v;
+  }
+
+  static std::string Hl7Time(int64_t day, int minutes) {
+    std::string d = DateStr(day);
+    d.erase(std::remove(d.begin(), d.end(), '-'), d.end());
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%02d%02d00", minutes / 60 % 24, minutes % 60);
+    return d + buf;
+  }
+
+  static void Quantity(Writer& w, const char* key, double v, const data::LabItem& item) {
+    w.Key(key);
+    w.StartObject();
+    w.Key("value");
+    if (item.decimals == 0) w.Int64(static_cast<int64_t>(v)); else w.Double(v);
+    Str(w, "unit", item.unit);
+    Str(w, "system", "http://unitsofmeasure.org");
+    Str(w, "code", item.unit);
+    w.EndObject();
+  }
+
+  static std::string Number(double v, int decimals) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+  }
+
+  // DiagnosticReport + Observations for each ordered item, the same as ORU^R01, and the
+  // truth of every result that repeats one from another institution inside its window.
+  void WriteResults(Ctx& c, Life& life, const VisitResult& v) const {
+    const Org& org = *v.org;
+    const std::string n = v.enc.substr(4);
+    const std::string& pid = c.pid_segment[v.patient];
+    for (size_t k = 0; k < v.ordered.size(); ++k) {
+      const Ordered& o = v.ordered[k];
+      const std::string report = "dr-" + n + "-" + std::to_string(k + 1);
+      const int minute = std::min(v.start_min + 20 + static_cast<int>(k) * 5, 23 * 60);
+      const int issued_minute = std::min(minute + (o.imaging ? 90 : 120), 23 * 60 + 59);
+      const std::string effective = DateTimeStr(v.day, minute), issued = DateTimeStr(v.day, issued_minute);
+      const std::string_view code = o.imaging ? data::kImagingExams[o.item].code : data::kLabPanels[o.item].code;
+      const std::string_view display = o.imaging ? data::kImagingExams[o.item].display : data::kLabPanels[o.item].display;
+      std::string oru = "MSH|^~\\&|" + std::string(o.imaging ? "RIS" : "LIS") + "|" + org.id + "|RHIP|330400|" +
+                        Hl7Time(v.day, issued_minute) + "||ORU^R01^ORU_R01|" + Hl7Control('R', report) +
+                        "|P|2.5|||||CHN|UNICODE UTF-8\r" + pid + "\rPV1|1|" + (v.end_day > v.day ? "I" : "O") +
+                        std::string(17, '|') + v.enc + "\r";
+      std::vector<std::string> results;
+      std::string conclusion;
+      if (o.imaging) {
+        const auto& exam = data::kImagingExams[o.item];
+        conclusion = std::string(life.results.Chance(0.6) ? exam.conclusions[0] : life.results.Pick(exam.conclusions));
+        oru += "OBR|1|" + report + "|" + report + "|" + std::string(code) + "^" + std::string(display) +
+               "^RHIPEXAM|||" + Hl7Time(v.day, minute) + std::string(15, '|') + Hl7Time(v.day, issued_minute) + "||" +
+               std::string(exam.modality) + "|F\rOBX|1|TX|" + std::string(code) + "^" + std::string(display) +
+               "^RHIPEXAM||" + Hl7Escape(conclusion) + "||||||F|||" + Hl7Time(v.day, minute) + "\r";
+      } else {
+        const auto& panel = data::kLabPanels[o.item];
+        oru += "OBR|1|" + report + "|" + report + "|" + std::string(code) + "^" + std::string(display) + "^LN|||" +
+               Hl7Time(v.day, minute) + std::string(15, '|') + Hl7Time(v.day, issued_minute) + "||LAB|F\r";
+        for (size_t i = 0; i < panel.items.size(); ++i) {
+          const auto& item = panel.items[i];
+          const double value = LabValue(life, item, *v.dx, v.day);
+          const char* flag = value < item.low ? "L" : value > item.high ? "H" : "N";
+          const std::string obs = "obs-" + n + "-" + std::to_string(k + 1) + "-" + std::to_string(i + 1);
+          results.push_back(obs);
+          WriteObservation(c, obs, v, item, value, flag, effective, issued);
+          oru += "OBX|" + std::to_string(i + 1) + "|NM|" + std::string(item.loinc) + "^" + std::string(item.display) +
+                 "^LN||" + Number(value, item.decimals) + "|" + std::string(item.unit) + "|" +
+                 Number(item.low, item.decimals) + "-" + Number(item.high, item.decimals) + "|" + flag + "|||F|||" +
+                 Hl7Time(v.day, minute) + "\r";
+        }
+      }
+      WriteReport(c, report, v, o.imaging, code, display, effective, issued, results, conclusion);
+      c.oru += oru + "\n";
+      life.reports.push_back({o, v.day, &org, report});
+    }
+  }
+
+  void WriteObservation(Ctx& c, const std::string& id, const VisitResult& v, const data::LabItem& item, double value,
+                        const char* flag, const std::string& effective, const std::string& issued) const {
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "Observation");
+    Str(w, "id", id);
+    Str(w, "status", "final");
+    CodingList(w, "category", "http://terminology.hl7.org/CodeSystem/observation-category", "laboratory");
+    Coding(w, "code", "http://loinc.org", item.loinc, item.display);
+    Ref(w, "subject", "Patient", v.patient);
+    Ref(w, "encounter", "Encounter", v.enc);
+    Str(w, "effectiveDateTime", effective);
+    Str(w, "issued", issued);
+    w.Key("performer");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "reference", "Organization/" + v.org->id);
+    w.EndObject();
+    w.EndArray();
+    Quantity(w, "valueQuantity", value, item);
+    CodingList(w, "interpretation", "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", flag);
+    w.Key("referenceRange");
+    w.StartArray();
+    w.StartObject();
+    Quantity(w, "low", item.low, item);
+    Quantity(w, "high", item.high, item);
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    c.Put("Observation");
+  }
+
+  void WriteReport(Ctx& c, const std::string& id, const VisitResult& v, bool imaging, std::string_view code,
+                   std::string_view display, const std::string& effective, const std::string& issued,
+                   const std::vector<std::string>& results, const std::string& conclusion) const {
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "DiagnosticReport");
+    Str(w, "id", id);
+    w.Key("identifier");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "system", "http://rhip.health/id/report/" + v.org->id);
+    Str(w, "value", id);
+    w.EndObject();
+    w.EndArray();
+    Str(w, "status", "final");
+    CodingList(w, "category", "http://terminology.hl7.org/CodeSystem/v2-0074", imaging ? "RAD" : "LAB");
+    Coding(w, "code", imaging ? "http://rhip.health/CodeSystem/exam-item" : "http://loinc.org", code, display);
+    Ref(w, "subject", "Patient", v.patient);
+    Ref(w, "encounter", "Encounter", v.enc);
+    Str(w, "effectiveDateTime", effective);
+    Str(w, "issued", issued);
+    w.Key("performer");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "reference", "Organization/" + v.org->id);
+    w.EndObject();
+    w.EndArray();
+    if (!results.empty()) {
+      w.Key("result");
+      w.StartArray();
+      for (const auto& r : results) {
+        w.StartObject();
+        Str(w, "reference", "Observation/" + r);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    if (!conclusion.empty()) Str(w, "conclusion", conclusion);
+    w.EndObject();
+    c.Put("DiagnosticReport");
+  }
+
+  // 检查检验互认 truth: each result for which another institution's result of the same
+  // item was still valid (DOMAIN B.7): the latest such prior result.
+  void RepeatedResults(Ctx& c, Life& life) const {
+    auto& reports = life.reports;
+    std::stable_sort(reports.begin(), reports.end(), [](const auto& a, const auto& b) { return a.day < b.day; });
+    for (size_t i = 0; i < reports.size(); ++i) {
+      const Life::Report& r = reports[i];
+      const bool imaging = r.what.imaging;
+      const int valid_days = imaging ? data::kImagingExams[r.what.item].valid_days : data::kLabPanels[r.what.item].valid_days;
+      for (size_t j = i; j-- > 0;) {
+        const Life::Report& prior = reports[j];
+        if (r.day - prior.day > valid_days) break;
+        if (!(prior.what == r.what) || prior.org == r.org) continue;
+        const std::string_view code = imaging ? data::kImagingExams[r.what.item].code : data::kLabPanels[r.what.item].code;
+        c.results_truth += life.p.id + "," + std::string(code) + "," + prior.id + "," + prior.org->id + "," +
+                           DateStr(prior.day) + "," + r.id + "," + r.org->id + "," + DateStr(r.day) + "," +
+                           std::to_string(r.day - prior.day) + "\n";
+        break;
+      }
+    }
+  }
+
+  // ---- referrals (双向转诊) ----
+
+  // Up: a township centre sends a patient to the county hospital (sometimes the city).
+  void ReferUp(Ctx& c, Life& life, const VisitResult& from) const {
+    Rng& rng = life.care;
+    const Person& p = life.p;
+    const Org& to = rng.Chance(0.8) ? region_.orgs[region_.county_hospitals.at(p.county)[0]]
+                                    : region_.orgs[rng.Pick(region_.city_hospitals)];
+    Refer(c, life, from, to, "up", from.day + rng.Int(1, 7));
+  }
+
+  // Down: after a stay for stroke, fracture, heart failure or COPD, rehabilitation near home.
+  void ReferDown(Ctx& c, Life& life, const VisitResult& from) const {
+    const Org& to = region_.orgs[region_.townships.at(life.p.county)[static_cast<size_t>(life.p.town)]];
+    Refer(c, life, from, to, "down", from.end_day + life.care.Int(1, 10));
+  }
+
+  void Refer(Ctx& c, Life& life, const VisitResult& from, const Org& to, const char* direction, int64_t day) const {
+    Rng& rng = life.care;
+    if (!life.p.Present(day) || day > EndDay()) return;
+    const std::string id = "ref-" + life.p.id.substr(1) + "-" + std::to_string(++life.referrals);
+    const bool accepted = rng.Chance(0.92);
+    const std::string authored = DateTimeStr(std::string_view(direction) == "up" ? from.day : from.end_day,
+                                             std::min(from.start_min + 30, 23 * 60));
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "ServiceRequest");
+    Str(w, "id", id);
+    Str(w, "status", accepted ? "completed" : "revoked");
+    Str(w, "intent", "order");
+    CodingList(w, "category", "http://rhip.health/CodeSystem/service-request-category", "referral");
+    Coding(w, "code", "http://rhip.health/CodeSystem/referral-direction", direction,
+           std::string_view(direction) == "up" ? "上转" : "下转");
+    Ref(w, "subject", "Patient", from.patient);
+    Ref(w, "encounter", "Encounter", from.enc);
+    Str(w, "occurrenceDateTime", DateStr(day));
+    Str(w, "authoredOn", authored);
+    Ref(w, "requester", "Organization", from.org->id);
+    w.Key("performer");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "reference", "Organization/" + to.id);
+    w.EndObject();
+    w.EndArray();
+    w.Key("reasonCode");
+    w.StartArray();
+    w.StartObject();
+    w.Key("coding");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "system", "http://hl7.org/fhir/sid/icd-10");
+    Str(w, "code", from.dx->icd10);
+    Str(w, "display", from.dx->display);
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    c.Put("ServiceRequest");
+    c.buf.Clear();
+    Writer t(c.buf);
+    t.StartObject();
+    Str(t, "resourceType", "Task");
+    Str(t, "id", "task-" + id);
+    Str(t, "status", accepted ? "completed" : "rejected");
+    Str(t, "intent", "order");
+    Coding(t, "code", "http://hl7.org/fhir/CodeSystem/task-code", "fulfill");
+    Ref(t, "focus", "ServiceRequest", id);
+    Ref(t, "for", "Patient", from.patient);
+    Str(t, "authoredOn", authored);
+    Str(t, "lastModified", DateTimeStr(day, 8 * 60));
+    Ref(t, "requester", "Organization", from.org->id);
+    Ref(t, "owner", "Organization", to.id);
+    t.EndObject();
+    c.Put("Task");
+    if (!accepted) return;
+    VisitSpec spec{day, "AMB", &to, id, from.dx, &from.ordered};
+    Visit(c, life, spec);
+  }
+
+  // ---- notifiable infectious diseases (传染病报告) ----
+
+  // Seasonal baseline cases for each disease, plus this resident's share of any
+  // outbreak injected in their county. Own random stream.
+  void Notifiable(Ctx& c, Life& life) const {
+    const Person& p = life.p;
+    Rng rng = ResidentStream(o_.seed, p.index, Stream::kNotifiable);
+    int reported = 0;
+    auto eligible = [&](const data::NotifiableDisease& d, int64_t day) {
+      const int64_t age = (day - p.birth_day) / 365;
+      return p.Present(day) && day <= EndDay() && age >= d.age_min && age <= d.age_max;
+    };
+    for (size_t i = 0; i < data::kNotifiableDiseases.size(); ++i) {
+      const auto& d = data::kNotifiableDiseases[i];
+      const int n = rng.Poisson(d.rate_per_100k / 1e5 / eligible_share_[i] * o_.years);
+      for (int j = 0; j < n; ++j) {
+        const int64_t day = SeasonalDay(rng, d);
+        if (day >= 0 && eligible(d, day)) ReportCase(c, life, rng, d, day, ++reported, nullptr);
+      }
+    }
+    for (size_t k = 0; k < outbreaks_.size(); ++k) {
+      const Outbreak& ob = outbreaks_[k];
+      if (ob.county != p.county) continue;
+      if (ob.fixed_threshold) {
+        if (ob.resident == p.index && eligible(*ob.disease, ob.start)) {
+          ReportCase(c, life, rng, *ob.disease, ob.start, ++reported, &ob);
+          ++c.outbreak_cases[k];
+        }
+        continue;
+      }
+      if (!eligible(*ob.disease, ob.start)) continue;
+      const int n = rng.Poisson(ob.per_resident);
+      for (int j = 0; j < n; ++j) {
+        // an epidemic curve: triangular, peaking mid-outbreak
+        const double u = (rng.Uniform() + rng.Uniform()) / 2;
+        const int64_t day = ob.start + static_cast<int64_t>(u * static_cast<double>(ob.end - ob.start + 1));
+        if (!eligible(*ob.disease, day)) continue;
+        ReportCase(c, life, rng, *ob.disease, day, ++reported, &ob);
+        ++c.outbreak_cases[k];
+      }
+    }
+  }
+
+  // A day of the period drawn from the disease's seasonal curve (-1 if none was accepted).
+  int64_t SeasonalDay(Rng& rng, const data::NotifiableDisease& d) const {
+    for (int tries = 0; tries < 32; ++tries) {
+      const int64_t day = start_day_ + rng.Int(0, static_cast<int>(EndDay() - start_day_));
+      const int64_t doy = day - DaysFromCivil(CalendarYear(day), 1, 1);
+      const double w = (1 + d.amplitude * std::cos(2 * M_PI * static_cast<double>(doy - d.peak_day) / 365.25)) /
+                       (1 + d.amplitude);
+      if (rng.Chance(w)) return day;
+    }
+    return -1;
+  }
+
+  void ReportCase(Ctx& c, Life& life, Rng& rng, const data::NotifiableDisease& d, int64_t onset, int k,
+                  const Outbreak* outbreak) const {
+    const Person& p = life.p;
+    const double r = rng.Uniform();
+    const Org& org = r < 0.55 ? region_.orgs[region_.county_hospitals.at(p.county)[0]]
+                     : r < 0.9 ? region_.orgs[region_.townships.at(p.county)[static_cast<size_t>(p.town)]]
+                               : region_.orgs[region_.city_hospitals[0]];
+    const std::string& patient = life.record_at(org);
+    const std::string id = "nd-" + p.id.substr(1) + "-" + std::to_string(k);
+    const std::string doctor = org.id + "-D" + std::to_string(rng.Int(1, org.doctors));
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "Condition");
+    Str(w, "id", id);
+    Coding(w, "clinicalStatus", "http://terminology.hl7.org/CodeSystem/condition-clinical", "active");
+    Coding(w, "verificationStatus", "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed");
+    CodingList(w, "category", "http://rhip.health/CodeSystem/condition-category", "notifiable");
+    Coding(w, "code", "http://hl7.org/fhir/sid/icd-10", d.icd10, d.display);
+    Ref(w, "subject", "Patient", patient);
+    Str(w, "onsetDateTime", DateTimeStr(onset, rng.Int(0, 23 * 60)));
+    Str(w, "recordedDate", DateTimeStr(onset + rng.Int(0, 2), rng.Int(8 * 60, 17 * 60)));
+    Ref(w, "recorder", "Practitioner", doctor);
+    Ref(w, "asserter", "Practitioner", doctor);
+    w.EndObject();
+    c.Put("Condition");
+    c.notifiable_truth += id + "," + patient + "," + p.id + "," + p.county + "," + std::string(d.icd10) + "," +
+                          DateStr(onset) + "," + (outbreak ? outbreak->id : "") + "\n";
+  }
+
+  // Outbreaks drawn once from the seed: two a year in random counties, near the
+  // disease's season, 10-21 days long, large enough to stand out of the baseline;
+  // and one cholera case (a fixed-threshold disease).
+  void PlanOutbreaks() {
+    Rng rng(Mix(o_.seed, 0x0B7B4EA7ULL));
+    for (size_t i = 0; i < data::kNotifiableDiseases.size(); ++i) {
+      const auto& d = data::kNotifiableDiseases[i];
+      double share = 0, total = 0;
+      for (size_t b = 0; b < data::kAgeBands.size(); ++b) {
+        total += data::kAgeBands[b];
+        for (int a = static_cast<int>(b) * 5; a < static_cast<int>(b) * 5 + 5; ++a)
+          if (a >= d.age_min && a <= d.age_max) share += data::kAgeBands[b] / 5;
+      }
+      eligible_share_.push_back(std::max(share / total, 0.01));
+    }
+    std::vector<size_t> prone;
+    for (size_t i = 0; i < data::kNotifiableDiseases.size(); ++i)
+      if (data::kNotifiableDiseases[i].outbreak_prone) prone.push_back(i);
+    for (int year = 0; year < o_.years; ++year) {
+      for (int k = 0; k < 2; ++k) {
+        const size_t di = prone[rng.Next() % prone.size()];
+        const auto& d = data::kNotifiableDiseases[di];
+        const auto& county = data::kCounties[PickWeighted(rng, data::kCounties, [](const auto& x) { return x.population_share; })];
+        const int64_t y0 = start_day_ + static_cast<int64_t>(year * 365.25);
+        int64_t start = y0 + ((d.peak_day + rng.Int(-45, 45)) % 365 + 365) % 365;
+        const int len = rng.Int(10, 21);
+        start = std::clamp<int64_t>(start, start_day_ + 30, EndDay() - len);
+        const double eligible = static_cast<double>(o_.residents) * county.population_share * eligible_share_[di];
+        const double baseline = d.rate_per_100k / 1e5 * static_cast<double>(o_.residents) * county.population_share *
+                                len / 365.0 * (1 + d.amplitude);
+        const double extra = std::max(8.0, 2.5 * baseline);
+        if (eligible < 20) continue;  // too few people to have an outbreak
+        Outbreak ob;
+        ob.id = "OB" + std::to_string(outbreaks_.size() + 1);
+        ob.county = std::string(county.code);
+        ob.disease = &d;
+        ob.start = start;
+        ob.end = start + len - 1;
+        ob.per_resident = extra / eligible;
+        outbreaks_.push_back(ob);
+      }
+    }
+    const int64_t who = static_cast<int64_t>(Mix(o_.seed, 0xC401E4AULL) % static_cast<uint64_t>(o_.residents));
+    const Person p = MakePerson(who, o_.seed, start_day_, o_.years);
+    for (int tries = 0; tries < 16; ++tries) {
+      const int64_t day = start_day_ + 30 + rng.Int(0, static_cast<int>(EndDay() - start_day_ - 30));
+      if (!p.Present(day)) continue;
+      Outbreak ob;
+      ob.id = "OB" + std::to_string(outbreaks_.size() + 1);
+      ob.county = p.county;
+      ob.disease = &data::kCholera;
+      ob.start = ob.end = day;
+      ob.resident = who;
+      ob.fixed_threshold = true;
+      outbreaks_.push_back(ob);
+      break;
+    }
+  }
+
+  int64_t EndDay() const { return start_day_ + static_cast<int64_t>(o_.years * 365.25) - 1; }
+  static std::string Hl7Control(char kind, const std::string& key) {
+    char ctrl[24];
+    std::snprintf(ctrl, sizeof ctrl, "%c%016llx", kind, static_cast<unsigned long long>(Fnv1a(key)));
+    return ctrl;
+  }
+
+  // Every outpatient session that was booked, and the bookable sessions of the two
+  // weeks after the period (what a resident can book in the demo).
+  void WriteSlots(Ctx& c) const {
+    std::map<std::string, SlotUse> all = slots_;
+    for (const Org& org : region_.orgs) {
+      if (!Bookable(org)) continue;
+      for (int64_t day = EndDay() + 1; day <= EndDay() + kFutureSlotDays; ++day)
+        for (bool am : {true, false}) {
+          SlotUse& s = all[SlotId(org, day, am)];
+          s.org = &org;
+          s.day = day;
+          s.am = am;
+        }
+    }
+    for (const auto& [id, s] : all) {
+      const int capacity = SlotCapacity(*s.org);
+      c.buf.Clear();
+      Writer w(c.buf);
+      w.StartObject();
+      Str(w, "resourceType", "Slot");
+      Str(w, "id", id);
+      w.Key("extension");
+      w.StartArray();
+      w.StartObject();
+      Str(w, "url", "http://rhip.health/fhir/StructureDefinition/slot-capacity");
+      w.Key("valueInteger");
+      w.Int(capacity);
+      w.EndObject();
+      w.EndArray();
+      CodingList(w, "serviceType", "http://rhip.health/CodeSystem/service-type", "outpatient");
+      Ref(w, "schedule", "Schedule", "sched-" + s.org->id);
+      Str(w, "status", s.booked >= capacity ? "busy" : "free");
+      Str(w, "start", DateTimeStr(s.day, s.am ? 8 * 60 : 13 * 60 + 30));
+      Str(w, "end", DateTimeStr(s.day, s.am ? 12 * 60 : 17 * 60));
+      w.EndObject();
+      c.Put("Slot");
+    }
+  }
+
+  Status WriteOutbreaks() const {
+    std::FILE* f = std::fopen((fs::path(o_.out) / "truth" / "outbreaks.csv").c_str(), "wb");
+    if (!f) return Status(StatusCode::kUnavailable, "cannot write truth/outbreaks.csv");
+    std::fputs("outbreak_id,county,icd10,disease,start,end,cases,kind\n", f);
+    for (size_t k = 0; k < outbreaks_.size(); ++k) {
+      const Outbreak& ob = outbreaks_[k];
+      auto it = outbreak_cases_.find(k);
+      std::fprintf(f, "%s,%s,%s,%s,%s,%s,%lld,%s\n", ob.id.c_str(), ob.county.c_str(),
+                   std::string(ob.disease->icd10).c_str(), std::string(ob.disease->display).c_str(),
+                   DateStr(ob.start).c_str(), DateStr(ob.end).c_str(),
+                   static_cast<long long>(it == outbreak_cases_.end() ? 0 : it->second),
+                   ob.fixed_threshold ? "fixed-threshold" : "outbreak");
+    }
+    return std::fclose(f) == 0 ? Status::Ok() : Status(StatusCode::kUnavailable, "writing outbreaks.csv failed");
+  }
+
   // Appends a block's output to the files, in block order.
   void Flush(Ctx& c) {
     for (auto& [type, text] : c.lines) files_[type]->Append(text, c.counts[type]);
@@ -714,6 +1481,15 @@ class Generator {
     std::fputs(c.immunization_truth.c_str(), imm_truth_);
     std::fwrite(c.adt_utf8.data(), 1, c.adt_utf8.size(), adt_utf8_);
     std::fwrite(c.vxu.data(), 1, c.vxu.size(), vxu_);
+    std::fwrite(c.oru.data(), 1, c.oru.size(), oru_);
+    std::fputs(c.residents_truth.c_str(), residents_truth_);
+    std::fputs(c.results_truth.c_str(), results_truth_);
+    std::fputs(c.notifiable_truth.c_str(), notifiable_truth_);
+    for (const auto& [id, use] : c.slots) {
+      SlotUse& s = slots_[id];
+      if (!s.org) s = use; else s.booked += use.booked;
+    }
+    for (const auto& [k, n] : c.outbreak_cases) outbreak_cases_[k] += n;
     if (!c.adt_gb18030.empty()) {
       // Some institutions' systems still send GB18030 (MSH-18 says so); convert with ICU.
       UErrorCode err = U_ZERO_ERROR;
@@ -733,6 +1509,13 @@ class Generator {
   }
 
   Status Finish(GenSummary* s) {
+    {
+      Ctx c;
+      WriteSlots(c);
+      Flush(c);
+    }
+    RETURN_IF_ERROR(WriteOutbreaks());
+    for (std::FILE* f : {oru_, residents_truth_, results_truth_, notifiable_truth_}) std::fclose(f);
     std::fclose(truth_);
     std::fclose(imm_truth_);
     std::fclose(adt_utf8_);
@@ -759,7 +1542,7 @@ class Generator {
     const auto& towns = region_.townships.at(p.county);
     const auto& villages = region_.villages.at(p.county);
     const auto& county = region_.county_hospitals.at(p.county);
-    if (cls == "AMB" && rng.Chance(0.60)) {
+    if (cls == "AMB" && rng.Chance(0.63)) {
       if (rng.Chance(0.03)) return region_.orgs[region_.privates.at(p.county)[0]];
       if (rng.Chance(0.30)) return region_.orgs[villages[static_cast<size_t>(p.town) * 2 + rng.Next() % 2]];
       return region_.orgs[towns[static_cast<size_t>(p.town)]];
@@ -777,21 +1560,28 @@ class Generator {
     return region_.orgs[region_.county_hospitals.at(std::string(other.code))[0]];
   }
 
-  template <typename RecordAt>
-  void Visit(Ctx& c, const Person& p, Rng& rng, int64_t day, int year, const char* cls, RecordAt& record_at,
-             int* seq) const {
-    if (day > start_day_ + static_cast<int64_t>(o_.years * 365.25)) return;
-    const std::string klass = cls;
-    const Org& org = ChooseInstitution(p, rng, klass);
-    const std::string& patient = record_at(org);
-    const std::string n = p.id.substr(1) + "-" + std::to_string(++*seq);
+  // One encounter: diagnosis, maybe surgery, results, costs, and the indicator truth it feeds.
+  VisitResult Visit(Ctx& c, Life& life, const VisitSpec& spec) const {
+    VisitResult r;
+    if (spec.day > start_day_ + static_cast<int64_t>(o_.years * 365.25)) return r;
+    const Person& p = life.p;
+    Rng& rng = life.care;
+    const int64_t day = spec.day;
+    const int year = CalendarYear(day);
+    const std::string klass = spec.cls;
+    const Org& org = spec.org ? *spec.org : ChooseInstitution(p, rng, klass);
+    const std::string patient = life.record_at(org);
+    const std::string n = p.id.substr(1) + "-" + std::to_string(++life.seq);
     const std::string enc = "enc-" + n;
     const bool imp = klass == "IMP";
     const int start_min = rng.Int(7 * 60 + 30, 17 * 60);
     const int los = imp ? std::max(1, static_cast<int>(rng.LogNormal(6, 0.6))) : 0;
+    const int doctor = rng.Int(1, org.doctors);
     // Diagnosis
     const data::Diagnosis* dx;
-    if (imp) {
+    if (spec.dx) {
+      dx = spec.dx;
+    } else if (imp) {
       dx = &data::kInpatientDiagnoses[PickWeighted(rng, data::kInpatientDiagnoses, [](const auto& d) { return d.weight; })];
     } else if ((p.hypertension && rng.Chance(0.4))) {
       dx = &data::kOutpatientDiagnoses[1];
@@ -824,6 +1614,18 @@ class Generator {
       day_surgery = proc->day_surgery_eligible && rng.Chance(0.35);
     }
     const int end_day_offset = day_surgery ? 0 : los;
+    // Outpatient visits booked ahead (预约诊疗): most at hospitals, some at township centres.
+    std::string appointment;
+    if (klass == "AMB" && BookAhead(org, !spec.based_on.empty(), rng)) {
+      appointment = "appt-" + n;
+      WriteAppointment(c, appointment, patient, org, doctor, day, start_min, rng, "fulfilled");
+      if (rng.Chance(0.05)) {  // an earlier booking the patient did not keep
+        const int64_t missed = day - rng.Int(3, 10);
+        if (life.p.Present(missed) && missed >= start_day_)
+          WriteAppointment(c, appointment + "-noshow", patient, org, rng.Int(1, org.doctors), missed, start_min, rng,
+                           "noshow");
+      }
+    }
     {
       c.buf.Clear();
       Writer w(c.buf);
@@ -840,12 +1642,28 @@ class Generator {
         CodingList(w, "type", "http://rhip.health/CodeSystem/encounter-type", "day-surgery");
       }
       Ref(w, "subject", "Patient", patient);
+      if (!spec.based_on.empty()) {
+        w.Key("basedOn");
+        w.StartArray();
+        w.StartObject();
+        Str(w, "reference", "ServiceRequest/" + spec.based_on);
+        w.EndObject();
+        w.EndArray();
+      }
       w.Key("participant");
       w.StartArray();
       w.StartObject();
-      Ref(w, "individual", "Practitioner", org.id + "-D" + std::to_string(rng.Int(1, org.doctors)));
+      Ref(w, "individual", "Practitioner", org.id + "-D" + std::to_string(doctor));
       w.EndObject();
       w.EndArray();
+      if (!appointment.empty()) {
+        w.Key("appointment");
+        w.StartArray();
+        w.StartObject();
+        Str(w, "reference", "Appointment/" + appointment);
+        w.EndObject();
+        w.EndArray();
+      }
       w.Key("period");
       w.StartObject();
       Str(w, "start", DateTimeStr(day, start_min));
@@ -896,6 +1714,16 @@ class Generator {
       w.EndObject();
       c.Put("Procedure");
     }
+    // Lab and imaging results; a referral's receiving doctor often orders the same tests again.
+    r.org = &org;
+    r.dx = dx;
+    r.patient = patient;
+    r.enc = enc;
+    r.day = day;
+    r.end_day = day + end_day_offset;
+    r.start_min = start_min;
+    r.ordered = Orders(life, org, klass, *dx, spec.repeat);
+    WriteResults(c, life, r);
     // Costs (CNY): one Claim per encounter.
     struct Item {
       const char* category;
@@ -1004,7 +1832,9 @@ class Generator {
           c.ind.Add("mis-share", end_year, area, proc->minimally_invasive ? 1 : 0, 1);
         }
       }
+      if (!imp) c.ind.Add("appointment-rate", year, area, appointment.empty() ? 0 : 1, 1);
     }
+    return r;
   }
 
   // The Patient an institution registered, with the errors its clerk made.
@@ -1173,7 +2003,16 @@ class Generator {
   std::FILE* adt_utf8_ = nullptr;
   std::FILE* adt_gb_ = nullptr;
   std::FILE* vxu_ = nullptr;
+  std::FILE* oru_ = nullptr;
+  std::FILE* residents_truth_ = nullptr;
+  std::FILE* results_truth_ = nullptr;
+  std::FILE* notifiable_truth_ = nullptr;
   Indicators ind_;
+  std::map<std::string, SlotUse> slots_;
+  std::map<size_t, int64_t> outbreak_cases_;
+  std::vector<Outbreak> outbreaks_;
+  std::vector<double> eligible_share_;  // per notifiable disease: share of residents in its age range
+  static constexpr int kFutureSlotDays = 14;  // bookable sessions after the period
 };
 
 }  // namespace

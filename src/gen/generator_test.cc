@@ -40,6 +40,29 @@ std::vector<rapidjson::Document> ReadNdjson(const fs::path& p) {
   return out;
 }
 
+// Reads a CSV with a header into rows of columns (no quoting: the generator writes none).
+std::vector<std::vector<std::string>> ReadCsv(const fs::path& p) {
+  std::vector<std::vector<std::string>> rows;
+  std::ifstream in(p);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    std::string col;
+    while (std::getline(ss, col, ',')) cols.push_back(col);
+    if (!line.empty() && line.back() == ',') cols.emplace_back();
+    rows.push_back(cols);
+  }
+  return rows;
+}
+
+std::string RefId(const rapidjson::Value& ref) {
+  std::string r = ref["reference"].GetString();
+  return r.substr(r.find('/') + 1);
+}
+std::string PersonOf(const std::string& patient_id) { return "P" + patient_id.substr(4, 8); }  // pat-00000001-ORG
+
 // One generated region shared by the distribution tests (2,000 residents × 3 years).
 class GeneratedRegion : public ::testing::Test {
  protected:
@@ -118,24 +141,22 @@ TEST_F(GeneratedRegion, AgePyramidVisitRatesAndCareShares) {
   }
   std::map<std::string, std::string> patient_county;
   int old = 0, people = 0;
-  std::set<std::string> seen_birth;
   for (auto& p : ReadNdjson(*dir_ / "fhir/Patient.ndjson")) {
     patient_county[p["id"].GetString()] = p["address"][0]["district"].GetString();
   }
-  // ages from the ID-card-free truth: use birthDate of each person's first record
+  // ages from the population register (truth/residents.csv): ≥ 65 at the start (2021)
+  for (const auto& row : ReadCsv(*dir_ / "truth/residents.csv")) {
+    ++people;
+    old += row[2] < "1956-01-01";
+  }
+  EXPECT_EQ(people, 2000);
   std::ifstream truth(*dir_ / "truth/patients.csv");
   std::string line;
   std::getline(truth, line);
   std::set<std::string> persons;
   while (std::getline(truth, line)) persons.insert(line.substr(line.find(',') + 1, 9));
-  people = static_cast<int>(persons.size());
-  EXPECT_EQ(people, 2000);
-  for (auto& p : ReadNdjson(*dir_ / "fhir/Patient.ndjson")) {
-    std::string id = p["id"].GetString();
-    std::string person = id.substr(4, 8);
-    if (!seen_birth.insert(person).second) continue;
-    if (std::string(p["birthDate"].GetString()) < "1956-01-01") ++old;  // ≥ 65 at the start (2021)
-  }
+  EXPECT_GT(persons.size(), 1900u);  // everyone but some newborns and movers has a record
+  EXPECT_LE(persons.size(), 2000u);
   double old_share = static_cast<double>(old) / people;
   EXPECT_GT(old_share, 0.12);
   EXPECT_LT(old_share, 0.26);
@@ -268,6 +289,241 @@ TEST_F(GeneratedRegion, Hl7MessagesMirrorTheRegistrationsAndVaccinations) {
   EXPECT_EQ(utf8_msgs + gb_msgs, static_cast<int>(ReadNdjson(*dir_ / "fhir/Patient.ndjson").size()));
   EXPECT_EQ(CountOf(vxu, "VXU^V04^VXU_V04"), static_cast<int>(ReadNdjson(*dir_ / "fhir/Immunization.ndjson").size()));
   EXPECT_EQ(CountOf(vxu, "\rRXA|"), CountOf(vxu, "MSH|"));
+}
+
+TEST_F(GeneratedRegion, ResultsRepeatAcrossInstitutionsExactlyAsTheTruthSays) {
+  struct Report {
+    std::string person, code, org, date;
+  };
+  std::map<std::string, Report> reports;
+  std::set<std::string> referenced;
+  int lab = 0, rad = 0;
+  for (auto& r : ReadNdjson(*dir_ / "fhir/DiagnosticReport.ndjson")) {
+    const std::string cat = r["category"][0]["coding"][0]["code"].GetString();
+    (cat == "LAB" ? lab : rad)++;
+    reports[r["id"].GetString()] = {PersonOf(RefId(r["subject"])), r["code"]["coding"][0]["code"].GetString(),
+                                    RefId(r["performer"][0]), std::string(r["effectiveDateTime"].GetString()).substr(0, 10)};
+    if (r.HasMember("result"))
+      for (auto& o : r["result"].GetArray()) referenced.insert(RefId(o));
+    if (cat == "RAD") { EXPECT_TRUE(r.HasMember("conclusion")); }
+  }
+  EXPECT_GT(lab, 2000);
+  EXPECT_GT(rad, 200);
+  int observations = 0, high = 0;
+  for (auto& o : ReadNdjson(*dir_ / "fhir/Observation.ndjson")) {
+    ++observations;
+    EXPECT_TRUE(referenced.count(o["id"].GetString())) << o["id"].GetString();
+    const double v = o["valueQuantity"]["value"].GetDouble();
+    const double lo = o["referenceRange"][0]["low"]["value"].GetDouble();
+    const double hi = o["referenceRange"][0]["high"]["value"].GetDouble();
+    const std::string flag = o["interpretation"][0]["coding"][0]["code"].GetString();
+    EXPECT_EQ(flag, v < lo ? "L" : v > hi ? "H" : "N") << o["id"].GetString();
+    high += flag == "H";
+  }
+  EXPECT_EQ(observations, static_cast<int>(referenced.size()));
+  EXPECT_GT(high, observations / 50);  // diabetics' glucose, infections' white cells …
+  // Every truth row names two reports of one person and one item, at two institutions,
+  // inside the item's validity window.
+  const std::map<std::string, int> window = {{"58410-2", 3}, {"24325-3", 14}, {"24362-6", 14}, {"2345-7", 7},
+                                             {"4548-4", 30}, {"57698-3", 30}, {"MR-KNEE", 60}};
+  auto rows = ReadCsv(*dir_ / "truth/repeated-results.csv");
+  EXPECT_GT(rows.size(), 100u);
+  for (const auto& row : rows) {
+    ASSERT_EQ(row.size(), 9u);
+    const Report& prior = reports.at(row[2]);
+    const Report& again = reports.at(row[5]);
+    EXPECT_EQ(prior.person, row[0]);
+    EXPECT_EQ(again.person, row[0]);
+    EXPECT_EQ(prior.code, row[1]);
+    EXPECT_EQ(again.code, row[1]);
+    EXPECT_EQ(prior.org, row[3]);
+    EXPECT_EQ(again.org, row[6]);
+    EXPECT_NE(prior.org, again.org);
+    EXPECT_LE(prior.date, again.date);
+    const int days = std::stoi(row[8]);
+    EXPECT_GE(days, 0);
+    EXPECT_LE(days, window.count(row[1]) ? window.at(row[1]) : 30) << row[1];
+  }
+}
+
+TEST_F(GeneratedRegion, ReferralsGoUpAndDownAndLeadToAVisit) {
+  std::map<std::string, std::string> level;
+  for (auto& o : ReadNdjson(*dir_ / "fhir/Organization.ndjson"))
+    level[o["id"].GetString()] = o["type"][0]["coding"][0]["code"].GetString();
+  std::map<std::string, std::string> performer;  // completed referral → receiving org
+  int up = 0, down = 0;
+  for (auto& s : ReadNdjson(*dir_ / "fhir/ServiceRequest.ndjson")) {
+    EXPECT_EQ(std::string(s["category"][0]["coding"][0]["code"].GetString()), "referral");
+    const std::string direction = s["code"]["coding"][0]["code"].GetString();
+    const std::string from = level[RefId(s["requester"])], to = level[RefId(s["performer"][0])];
+    const bool primary_from = from == "township" || from == "village";
+    const bool primary_to = to == "township" || to == "village";
+    if (direction == "up") {
+      ++up;
+      EXPECT_TRUE(primary_from && !primary_to) << s["id"].GetString();
+    } else {
+      ++down;
+      EXPECT_EQ(direction, "down");
+      EXPECT_TRUE(!primary_from && primary_to) << s["id"].GetString();
+    }
+    if (std::string(s["status"].GetString()) == "completed") performer[s["id"].GetString()] = RefId(s["performer"][0]);
+  }
+  EXPECT_GT(up, 50);
+  EXPECT_GT(down, 5);
+  int tasks = 0;
+  for (auto& t : ReadNdjson(*dir_ / "fhir/Task.ndjson")) {
+    ++tasks;
+    EXPECT_EQ(std::string(t["status"].GetString()) == "completed", performer.count(RefId(t["focus"])) == 1);
+  }
+  EXPECT_EQ(tasks, up + down);
+  std::map<std::string, int> visits;  // referral → encounters based on it, at the receiving org
+  for (auto& e : ReadNdjson(*dir_ / "fhir/Encounter.ndjson")) {
+    if (!e.HasMember("basedOn")) continue;
+    const std::string ref = RefId(e["basedOn"][0]);
+    ASSERT_TRUE(performer.count(ref)) << ref;
+    EXPECT_EQ(RefId(e["serviceProvider"]), performer[ref]);
+    ++visits[ref];
+  }
+  for (const auto& [ref, org] : performer) EXPECT_LE(visits[ref], 1) << ref;
+  EXPECT_GT(visits.size(), performer.size() * 9 / 10);  // unless the period ended first
+}
+
+TEST_F(GeneratedRegion, AppointmentsBookSlotsAndMatchTheAppointmentRateTruth) {
+  std::map<std::string, std::pair<int, std::string>> slots;  // id → capacity, status
+  std::string last_start;
+  for (auto& s : ReadNdjson(*dir_ / "fhir/Slot.ndjson")) {
+    ASSERT_TRUE(s.HasMember("extension"));
+    EXPECT_EQ(std::string(s["extension"][0]["url"].GetString()), "http://rhip.health/fhir/StructureDefinition/slot-capacity");
+    slots[s["id"].GetString()] = {s["extension"][0]["valueInteger"].GetInt(), s["status"].GetString()};
+    last_start = std::max(last_start, std::string(s["start"].GetString()));
+  }
+  EXPECT_GE(last_start, "2024-01-10") << "bookable sessions after the period (2021-2023)";
+  std::map<std::string, int> booked;
+  std::set<std::string> fulfilled;
+  for (auto& a : ReadNdjson(*dir_ / "fhir/Appointment.ndjson")) {
+    const std::string slot = RefId(a["slot"][0]);
+    ASSERT_TRUE(slots.count(slot)) << slot;
+    ++booked[slot];
+    if (std::string(a["status"].GetString()) == "fulfilled") fulfilled.insert(a["id"].GetString());
+  }
+  for (const auto& [id, n] : booked) EXPECT_EQ(slots[id].second, n >= slots[id].first ? "busy" : "free") << id;
+  std::map<std::string, std::string> org_county;
+  for (auto& o : ReadNdjson(*dir_ / "fhir/Organization.ndjson"))
+    org_county[o["id"].GetString()] = o["address"][0]["district"].GetString();
+  double with = 0, outpatient = 0;
+  for (auto& e : ReadNdjson(*dir_ / "fhir/Encounter.ndjson")) {
+    const std::string cls = e["class"]["code"].GetString();
+    const bool has = e.HasMember("appointment");
+    if (has) { EXPECT_TRUE(fulfilled.count(RefId(e["appointment"][0]))); }
+    if ((cls != "AMB" && cls != "EMER") || std::string(e["period"]["start"].GetString()).substr(0, 4) != "2022") continue;
+    ++outpatient;
+    with += has;
+  }
+  double truth = -1;
+  for (const auto& row : ReadCsv(*dir_ / "truth/indicators.csv"))
+    if (row[0] == "appointment-rate" && row[1] == "2022" && row[2] == "330400") truth = std::stod(row[5]);
+  EXPECT_NEAR(truth, with / outpatient, 1e-6);
+  EXPECT_GT(truth, 0.15);
+  EXPECT_LT(truth, 0.45);
+}
+
+TEST_F(GeneratedRegion, NotifiableDiseasesHaveSeasonsAndInjectedOutbreaksStandOut) {
+  struct Case {
+    std::string county, icd, onset;
+  };
+  std::vector<Case> cases;
+  std::map<std::string, std::string> condition_county;
+  for (const auto& row : ReadCsv(*dir_ / "truth/notifiable.csv")) {
+    cases.push_back({row[3], row[4], row[5]});
+    condition_county[row[0]] = row[3];
+  }
+  int reports = 0;
+  for (auto& c : ReadNdjson(*dir_ / "fhir/Condition.ndjson")) {
+    if (std::string(c["category"][0]["coding"][0]["code"].GetString()) != "notifiable") continue;
+    ++reports;
+    EXPECT_TRUE(condition_county.count(c["id"].GetString()));
+    EXPECT_EQ(std::string(c["category"][0]["coding"][0]["system"].GetString()),
+              "http://rhip.health/CodeSystem/condition-category");
+    EXPECT_TRUE(c.HasMember("onsetDateTime") && c.HasMember("recordedDate") && c.HasMember("recorder"));
+  }
+  EXPECT_EQ(reports, static_cast<int>(cases.size()));
+  // Influenza peaks in winter.
+  int winter = 0, summer = 0;
+  for (const auto& c : cases) {
+    if (c.icd != "J11.100") continue;
+    const std::string m = c.onset.substr(5, 2);
+    winter += m == "12" || m == "01" || m == "02";
+    summer += m == "06" || m == "07" || m == "08";
+  }
+  EXPECT_GT(winter, 3 * summer + 5);
+  // Each outbreak: its window holds at least its cases, far above the same county and
+  // disease's average for a window that long.
+  auto rows = ReadCsv(*dir_ / "truth/outbreaks.csv");
+  ASSERT_GE(rows.size(), 2u);
+  int fixed = 0;
+  for (const auto& ob : rows) {
+    const std::string county = ob[1], icd = ob[2], start = ob[4], end = ob[5];
+    const int listed = std::stoi(ob[6]);
+    int inside = 0, total = 0;
+    for (const auto& c : cases) {
+      if (c.county != county || c.icd != icd) continue;
+      ++total;
+      inside += c.onset >= start && c.onset <= end;
+    }
+    if (ob[7] == "fixed-threshold") {
+      ++fixed;
+      EXPECT_EQ(icd, "A00.900");
+      EXPECT_EQ(listed, 1);
+      EXPECT_EQ(total, 1);
+      continue;
+    }
+    EXPECT_GE(inside, listed);
+    if (listed < 5) continue;  // too small a county in this 2,000-resident region to say more
+    const double days = 1 + (std::stoi(end.substr(8, 2)) - std::stoi(start.substr(8, 2)) + 31) % 31;
+    const double expected_elsewhere = static_cast<double>(total - inside) / (3 * 365) * days;
+    EXPECT_GT(inside, 3 * expected_elsewhere + 2) << ob[0] << " " << icd << " in " << county;
+  }
+  EXPECT_EQ(fixed, 1);
+}
+
+TEST_F(GeneratedRegion, MigrantsHaveCareOnlyWhileTheyLiveHere) {
+  std::map<std::string, std::pair<std::string, std::string>> stay;  // person → arrived, left
+  int arrived = 0, left = 0;
+  for (const auto& row : ReadCsv(*dir_ / "truth/residents.csv")) {
+    ASSERT_EQ(row.size(), 9u);
+    arrived += !row[5].empty();
+    left += !row[6].empty();
+    if (!row[5].empty() || !row[6].empty()) stay[row[0]] = {row[5], row[6]};
+  }
+  EXPECT_GT(arrived, 2000 * 0.02);  // ~1.5 % a year over 3 years
+  EXPECT_LT(arrived, 2000 * 0.08);
+  EXPECT_GT(left, 2000 * 0.01);
+  EXPECT_LT(left, 2000 * 0.06);
+  int checked = 0;
+  for (auto& e : ReadNdjson(*dir_ / "fhir/Encounter.ndjson")) {
+    auto it = stay.find(PersonOf(RefId(e["subject"])));
+    if (it == stay.end()) continue;
+    const std::string day = std::string(e["period"]["start"].GetString()).substr(0, 10);
+    if (!it->second.first.empty()) { EXPECT_GE(day, it->second.first) << e["id"].GetString(); }
+    if (!it->second.second.empty()) { EXPECT_LT(day, it->second.second) << e["id"].GetString(); }
+    ++checked;
+  }
+  EXPECT_GT(checked, 100);
+}
+
+TEST_F(GeneratedRegion, OruMessagesMirrorTheReports) {
+  const std::string oru = Slurp(*dir_ / "hl7v2/oru.hl7");
+  int reports = 0, observations = 0, imaging = 0;
+  for (auto& r : ReadNdjson(*dir_ / "fhir/DiagnosticReport.ndjson")) {
+    ++reports;
+    imaging += std::string(r["category"][0]["coding"][0]["code"].GetString()) == "RAD";
+  }
+  observations = static_cast<int>(ReadNdjson(*dir_ / "fhir/Observation.ndjson").size());
+  EXPECT_EQ(CountOf(oru, "ORU^R01^ORU_R01"), reports);
+  EXPECT_EQ(CountOf(oru, "\rOBR|1|"), reports);
+  EXPECT_EQ(CountOf(oru, "|NM|"), observations);
+  EXPECT_EQ(CountOf(oru, "|TX|"), imaging);
+  EXPECT_EQ(CountOf(oru, "\rPID|1||"), reports);
 }
 
 TEST(GenerateRegion, RejectsBadOptionsAndKeepsNonEmptyFolders) {

@@ -5,15 +5,24 @@
 // the resident's index), so adding work for one resident never changes another.
 //
 // Output (DOMAIN.md part A):
-//   DIR/fhir/<Type>.ndjson   Organization, Practitioner(Role), Patient (one per resident per
-//                            institution that registered them), Encounter, Condition,
-//                            Procedure, Claim, Immunization (children, DOMAIN B.3)
-//   DIR/hl7v2/adt.hl7, adt-gb18030.hl7, vxu.hl7
-//                            the registrations as ADT^A04 (village and private clinics send
-//                            GB18030 with MSH-18 saying so) and vaccinations as VXU^V04, HL7 v2.5
+//   DIR/fhir/<Type>.ndjson   Organization, Practitioner(Role), CareTeam, HealthcareService, Schedule,
+//                            Slot (booked sessions and two bookable weeks after the period),
+//                            Patient (one per resident per institution that registered them),
+//                            Encounter, Condition (diagnoses and notifiable-disease reports),
+//                            Procedure, Claim, Observation + DiagnosticReport (lab and imaging),
+//                            ServiceRequest + Task (referrals up and down), Appointment,
+//                            Immunization (children, DOMAIN B.3), EpisodeOfCare (family-doctor contracts)
+//   DIR/hl7v2/adt.hl7, adt-gb18030.hl7, oru.hl7, vxu.hl7
+//                            registrations as ADT^A04 (village and private clinics send GB18030
+//                            with MSH-18 saying so), results as ORU^R01, vaccinations as VXU^V04 (v2.5)
 //   DIR/truth/patients.csv   record_id,person_id,corruptions
+//   DIR/truth/residents.csv  the population register: sex, birth date, county, town, arrival/departure
 //   DIR/truth/indicators.csv indicator,period,org,numerator,denominator,value (DOMAIN B.6)
 //   DIR/truth/immunizations.csv every scheduled dose due in the period: due and given date
+//   DIR/truth/repeated-results.csv results that repeat another institution's still-valid result (B.7)
+//   DIR/truth/notifiable.csv every notifiable-disease report, with the outbreak it belongs to
+//   DIR/truth/outbreaks.csv  injected outbreaks (county, disease, start, end, cases) and one
+//                            fixed-threshold case (cholera), for the early-warning tests (B.4)
 //   DIR/truth/summary.json   counts
 //
 // Thread-safety: GenerateRegion is re-entrant (no shared state).
