@@ -819,6 +819,13 @@ class Generator {
         }
         c.immunization_truth += p.id + "," + record + "," + std::string(d.vaccine) + "," + std::to_string(d.dose) +
                                 "," + std::string(versions[v]->name) + "," + due_str + "," + given + "\n";
+        // 免疫规划接种率 (B.3): doses given by the due age + 30 days' grace, over the children
+        // living here when the dose fell due; per township clinic, county and city.
+        if (due + kCoverageGraceDays <= end_day) {
+          const bool on_time = !given.empty() && last_given[d.vaccine] <= due + kCoverageGraceDays;
+          for (const std::string& area : {clinic.id, p.county, std::string("330400")})
+            c.ind.Add("immunization-coverage", CalendarYear(due), area, on_time ? 1 : 0, 1);
+        }
       }
     }
   }
@@ -2013,6 +2020,7 @@ class Generator {
   std::vector<Outbreak> outbreaks_;
   std::vector<double> eligible_share_;  // per notifiable disease: share of residents in its age range
   static constexpr int kFutureSlotDays = 14;  // bookable sessions after the period
+  static constexpr int kCoverageGraceDays = 30;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -629,6 +630,28 @@ TEST(Immunizations, FollowTheScheduleVersionInForceAndAreMostlyOnTime) {
   EXPECT_GT(miss_share, 0.01);  // a few percent missed
   EXPECT_LT(miss_share, 0.08);
   EXPECT_GT(late, 0);
+  // The coverage truth (B.3: given by the due date + 30 days / due, among children living
+  // here) agrees with the dose list.
+  auto days = [](const std::string& d) {
+    return std::chrono::sys_days(std::chrono::year_month_day(std::chrono::year(std::stoi(d.substr(0, 4))),
+                                                             std::chrono::month(std::stoi(d.substr(5, 2))),
+                                                             std::chrono::day(std::stoi(d.substr(8, 2)))))
+        .time_since_epoch()
+        .count();
+  };
+  const auto end = days("2025-12-31");
+  double due_2024 = 0, on_time_2024 = 0;
+  for (const auto& row : ReadCsv(dir / "truth/immunizations.csv")) {
+    if (row[5].substr(0, 4) != "2024" || days(row[5]) + 30 > end) continue;
+    ++due_2024;
+    on_time_2024 += row.size() > 6 && !row[6].empty() && days(row[6]) <= days(row[5]) + 30;
+  }
+  double truth = -1;
+  for (const auto& row : ReadCsv(dir / "truth/indicators.csv"))
+    if (row[0] == "immunization-coverage" && row[1] == "2024" && row[2] == "330400") truth = std::stod(row[5]);
+  EXPECT_NEAR(truth, on_time_2024 / due_2024, 1e-6);
+  EXPECT_GT(truth, 0.80);
+  EXPECT_LT(truth, 0.97);
   fs::remove_all(dir);
 }
 
