@@ -12,6 +12,8 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include <unicode/ucnv.h>
@@ -264,10 +266,16 @@ std::string Hl7Escape(std::string_view v) {
 }
 
 std::string DateStr(int64_t day) { return FormatCivilDate(day); }
-std::string DateTimeStr(int64_t day, int minutes) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%sT%02d:%02d:00+08:00", DateStr(day).c_str(), minutes / 60 % 24, minutes % 60);
-  return buf;
+void TwoDigits(char* out, int v) {
+  out[0] = static_cast<char>('0' + v / 10);
+  out[1] = static_cast<char>('0' + v % 10);
+}
+std::string DateTimeStr(int64_t day, int minutes) {  // YYYY-MM-DDTHH:MM:00+08:00
+  std::string s = DateStr(day);
+  s += "THH:MM:00+08:00";
+  TwoDigits(&s[11], minutes / 60 % 24);
+  TwoDigits(&s[14], minutes % 60);
+  return s;
 }
 
 // ---- residents ------------------------------------------------------------------
@@ -424,10 +432,12 @@ struct Acc {
   double num = 0, den = 0;
 };
 struct Indicators {
-  // key: indicator|year|org
-  std::map<std::string, Acc> acc;
-  void Add(const std::string& ind, int year, const std::string& org, double num, double den) {
-    Acc& a = acc[ind + "|" + std::to_string(year) + "|" + org];
+  // (indicator, year, org); org codes are short enough for std::string's small-buffer
+  // storage, so keeping a tally costs no allocation (this runs ~10 times per visit).
+  using Key = std::tuple<std::string_view, int, std::string>;
+  std::map<Key, Acc> acc;
+  void Add(std::string_view ind, int year, std::string_view org, double num, double den) {
+    Acc& a = acc[Key{ind, year, std::string(org)}];
     a.num += num;
     a.den += den;
   }
@@ -439,8 +449,8 @@ struct Indicators {
 // written in order, so the output does not depend on scheduling.
 struct Ctx {
   rapidjson::StringBuffer buf;
-  std::map<std::string, std::string> lines;  // type → NDJSON text
-  std::map<std::string, int64_t> counts;
+  std::map<std::string, std::string, std::less<>> lines;  // type → NDJSON text
+  std::map<std::string, int64_t, std::less<>> counts;
   std::string truth;
   std::string immunization_truth;
   // HL7 v2.5 messages (segments end in \r, messages in \n): UTF-8 senders, GB18030 senders, VXU.
@@ -450,11 +460,26 @@ struct Ctx {
   std::map<size_t, int64_t> outbreak_cases;
   std::unordered_map<std::string, std::string> pid_segment;  // Patient record id → its PID segment
   Indicators ind;
-  void Put(const std::string& type) {
-    std::string& l = lines[type];
-    l.append(buf.GetString(), buf.GetSize());
-    l += '\n';
-    ++counts[type];
+  void Put(std::string_view type) {
+    auto it = lines.find(type);
+    if (it == lines.end()) it = lines.emplace(std::string(type), std::string()).first;
+    it->second.append(buf.GetString(), buf.GetSize());
+    it->second += '\n';
+    auto n = counts.find(type);
+    if (n == counts.end()) n = counts.emplace(std::string(type), 0).first;
+    ++n->second;
+  }
+  // Ready for the next block; strings keep their capacity (no page faults for fresh memory).
+  void Clear() {
+    for (auto& [type, text] : lines) text.clear();
+    counts.clear();
+    for (std::string* s : {&truth, &immunization_truth, &adt_utf8, &adt_gb18030, &vxu, &oru, &residents_truth,
+                           &results_truth, &notifiable_truth})
+      s->clear();
+    slots.clear();
+    outbreak_cases.clear();
+    pid_segment.clear();
+    ind.acc.clear();
   }
 };
 
@@ -1483,7 +1508,10 @@ class Generator {
 
   // Appends a block's output to the files, in block order.
   void Flush(Ctx& c) {
-    for (auto& [type, text] : c.lines) files_[type]->Append(text, c.counts[type]);
+    for (auto& [type, text] : c.lines) {
+      auto n = c.counts.find(type);
+      if (n != c.counts.end()) files_[type]->Append(text, n->second);
+    }
     std::fputs(c.truth.c_str(), truth_);
     std::fputs(c.immunization_truth.c_str(), imm_truth_);
     std::fwrite(c.adt_utf8.data(), 1, c.adt_utf8.size(), adt_utf8_);
@@ -1993,10 +2021,10 @@ class Generator {
     if (!f) return Status(StatusCode::kUnavailable, "cannot write truth/indicators.csv");
     std::fputs("indicator,period,org,numerator,denominator,value\n", f);
     for (const auto& [key, a] : ind_.acc) {
-      size_t p1 = key.find('|'), p2 = key.find('|', p1 + 1);
+      const auto& [ind, year, org] = key;
       std::string value = a.den > 0 ? std::to_string(a.num / a.den) : "";
-      std::fprintf(f, "%s,%s,%s,%.2f,%.2f,%s\n", key.substr(0, p1).c_str(), key.substr(p1 + 1, p2 - p1 - 1).c_str(),
-                   key.substr(p2 + 1).c_str(), a.num, a.den, value.c_str());
+      std::fprintf(f, "%s,%d,%s,%.2f,%.2f,%s\n", std::string(ind).c_str(), year, org.c_str(), a.num, a.den,
+                   value.c_str());
     }
     return std::fclose(f) == 0 ? Status::Ok() : Status(StatusCode::kUnavailable, "writing indicators.csv failed");
   }
@@ -2055,8 +2083,19 @@ StatusOr<GenSummary> GenerateRegion(const GenOptions& o, const GenProgressFn& pr
   // Blocks of residents generated on two threads, written in order.
   constexpr int64_t kBlock = 256;
   const int64_t blocks = (o.residents + kBlock - 1) / kBlock;
+  // Contexts are reused, so their buffers keep their capacity from block to block.
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Ctx>> pool;
   auto make = [&](int64_t b) {
-    auto c = std::make_unique<Ctx>();
+    std::unique_ptr<Ctx> c;
+    {
+      std::lock_guard<std::mutex> lock(pool_mu);
+      if (!pool.empty()) {
+        c = std::move(pool.back());
+        pool.pop_back();
+      }
+    }
+    if (!c) c = std::make_unique<Ctx>();
     for (int64_t i = b * kBlock; i < std::min(o.residents, (b + 1) * kBlock); ++i) g.Resident(i, *c);
     return c;
   };
@@ -2068,6 +2107,11 @@ StatusOr<GenSummary> GenerateRegion(const GenOptions& o, const GenProgressFn& pr
     std::unique_ptr<Ctx> c = in_flight.front().get();
     in_flight.pop_front();
     g.Flush(*c);
+    c->Clear();
+    {
+      std::lock_guard<std::mutex> lock(pool_mu);
+      pool.push_back(std::move(c));
+    }
     ++done;
     auto now = std::chrono::steady_clock::now();
     if (progress && (done == blocks || now - last > std::chrono::milliseconds(500))) {
