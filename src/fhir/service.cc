@@ -873,19 +873,29 @@ RestResponse Service::Batch(const RestRequest& req, Json& bundle) {
 }
 
 // Rewrites every Reference.reference found in `v` through `map`.
-void RewriteReferences(JsonValue& v, const std::unordered_map<std::string, std::string>& map, JsonAlloc& a) {
+// Rewrites references to entries' fullUrls (urn:uuid:…) and resolves
+// conditional references ("Organization?identifier=…", FHIR R4 3.1.0.11.2) to
+// the one resource they match.
+Status RewriteReferences(JsonValue& v, std::unordered_map<std::string, std::string>& map, JsonAlloc& a,
+                         const std::function<StatusOr<std::string>(std::string_view)>& resolve) {
   if (v.IsObject()) {
     for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
       if (it->value.IsString() && std::string_view(it->name.GetString()) == "reference") {
-        auto found = map.find(it->value.GetString());
+        const std::string ref = it->value.GetString();
+        auto found = map.find(ref);
+        if (found == map.end() && ref.find('?') != std::string::npos) {
+          ASSIGN_OR_RETURN(std::string target, resolve(ref));
+          found = map.emplace(ref, std::move(target)).first;
+        }
         if (found != map.end()) it->value.SetString(found->second.c_str(), static_cast<rapidjson::SizeType>(found->second.size()), a);
       } else {
-        RewriteReferences(it->value, map, a);
+        RETURN_IF_ERROR(RewriteReferences(it->value, map, a, resolve));
       }
     }
   } else if (v.IsArray()) {
-    for (auto& x : v.GetArray()) RewriteReferences(x, map, a);
+    for (auto& x : v.GetArray()) RETURN_IF_ERROR(RewriteReferences(x, map, a, resolve));
   }
+  return Status::Ok();
 }
 
 RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
@@ -975,6 +985,23 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       }
       if (!e->full_url.empty() && (e->method == "POST" || e->method == "PUT")) refs[e->full_url] = e->type + "/" + e->id;
     }
+    auto resolve_conditional = [&](std::string_view ref) -> StatusOr<std::string> {
+      const size_t q = ref.find('?');
+      const std::string type(ref.substr(0, q));
+      if (!defs.IsResourceType(type)) return InvalidArgument("conditional reference '" + std::string(ref) + "' must start with a resource type");
+      std::string path;
+      std::vector<std::pair<std::string, std::string>> query;
+      SplitUrl(ref, &path, &query);
+      auto parsed = ParseSearch(type, query, Handling::kStrict);
+      if (!parsed.ok()) return parsed.status().WithContext("conditional reference '" + std::string(ref) + "'");
+      ASSIGN_OR_RETURN(auto ids, tx.SearchIds(parsed->query, 2));
+      if (ids.size() != 1) {
+        return FailedPrecondition("conditional reference '" + std::string(ref) + "' matches " +
+                                  (ids.empty() ? std::string("no resource") : std::string("several resources")) +
+                                  "; it must match exactly one");
+      }
+      return type + "/" + ids[0];
+    };
     // 2. Apply in FHIR order.
     for (Entry* e : sorted) {
       std::string where = "Bundle.entry[" + std::to_string(e->index) + "]";
@@ -1006,7 +1033,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
         e->has_body = true;
         continue;
       }
-      RewriteReferences(*e->resource, refs, alloc);
+      if (Status r = RewriteReferences(*e->resource, refs, alloc, resolve_conditional); !r.ok()) return fail(r);
       Json copy;
       copy.CopyFrom(*e->resource, copy.GetAllocator());
       Prepared p = Prepare(std::move(copy), e->type, e->id, 1, now);
@@ -1018,7 +1045,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       e->stored = std::move(out->stored);
       e->has_body = true;
     }
-    return Status::Ok();
+    return req.in_transaction ? req.in_transaction(tx) : Status::Ok();
   });
   if (!st.ok()) return ErrorResponse(st);
 

@@ -263,6 +263,47 @@ TEST_F(ServiceTest, TransactionRewritesUrnUuidReferences) {
   EXPECT_EQ(Body(s)["entry"].Size(), 1u);
 }
 
+TEST_F(ServiceTest, TransactionResolvesConditionalReferencesAndRunsTheHookAtomically) {
+  ASSERT_EQ(Call("PUT", "Organization/org-1", R"({"resourceType":"Organization","id":"org-1","identifier":[{"system":"http://rhip.health/id/org","value":"330402-H01"}]})").status, 201);
+  const std::string pid = CreatePatient("M77");
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},
+      "subject":{"reference":"Patient?identifier=http://rhip.health/id/mrn/1|M77"},
+      "serviceProvider":{"reference":"Organization?identifier=http://rhip.health/id/org|330402-H01"}},
+     "request":{"method":"POST","url":"Encounter"}}]})";
+  RestRequest r;
+  r.method = "POST";
+  r.base_url = kBase;
+  r.body = tx;
+  int hook_calls = 0;
+  r.in_transaction = [&](store::WriteTransaction& wtx) {
+    ++hook_calls;
+    return wtx.PutMessage({.sender = "330402-H01", .control_id = "X1", .type = "ADT^A04", .raw = "MSH", .status = "processed"});
+  };
+  auto ok = svc_->Handle(r);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  Json b = Body(ok);
+  EXPECT_EQ(StringMember(b["entry"][0]["resource"]["subject"], "reference"), "Patient/" + pid);
+  EXPECT_EQ(StringMember(b["entry"][0]["resource"]["serviceProvider"], "reference"), "Organization/org-1");
+  EXPECT_EQ(hook_calls, 1);
+  EXPECT_TRUE(store_->ReadMessage("330402-H01", "X1")->has_value());
+  // A conditional reference that matches nothing fails the whole transaction, hook included.
+  r.body = tx;
+  r.body.replace(r.body.find("M77"), 3, "NOPE");
+  r.in_transaction = [&](store::WriteTransaction& wtx) {
+    return wtx.PutMessage({.sender = "330402-H01", .control_id = "X2", .type = "ADT^A04", .raw = "MSH", .status = "processed"});
+  };
+  auto bad = svc_->Handle(r);
+  EXPECT_EQ(bad.status, 412) << bad.body;
+  EXPECT_NE(bad.body.find("matches no resource"), std::string::npos) << bad.body;
+  EXPECT_FALSE(store_->ReadMessage("330402-H01", "X2")->has_value());
+  // A hook that fails rolls the entries back.
+  r.body = tx;
+  r.in_transaction = [](store::WriteTransaction&) { return Status(StatusCode::kUnavailable, "disk gone"); };
+  EXPECT_EQ(svc_->Handle(r).status, 503);
+  EXPECT_EQ(Body(Call("GET", "Encounter", "", {{"subject", "Patient/" + pid}}))["entry"].Size(), 1u);
+}
+
 TEST_F(ServiceTest, BatchEntriesSucceedOrFailIndependently) {
   std::string batch = R"({"resourceType":"Bundle","type":"batch","entry":[
     {"resource":{"resourceType":"Patient","gender":"male"},"request":{"method":"POST","url":"Patient"}},

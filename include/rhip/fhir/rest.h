@@ -8,6 +8,7 @@
 // Thread-safety: FhirService::Handle may be called from many threads at once.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,10 @@ struct RestRequest {
   std::string body;
   // Absolute base URL used in links and Location: "http://127.0.0.1:8080/fhir".
   std::string base_url;
+  // For a transaction Bundle only: runs inside its database transaction after
+  // every entry succeeded, so what it writes commits (or rolls back) with them.
+  // HL7 ingestion records the message this way, atomically with its effects.
+  std::function<Status(store::WriteTransaction&)> in_transaction;
 
   // First value of a header (name in lower case), or empty.
   std::string_view Header(std::string_view lower_name) const;

@@ -98,6 +98,22 @@ struct HistoryPage {
   int64_t snapshot_seq = 0;
 };
 
+// An inbound interface message (HL7 v2 over MLLP) and what became of it: kept
+// durably before it is acknowledged, so a re-sent message (same sender and
+// control id) gets the same answer and changes nothing twice; a failed one is
+// a dead letter that can be processed again once its cause is fixed.
+struct InboundMessage {
+  std::string sender;      // MSH-4, the institution
+  std::string control_id;  // MSH-10
+  std::string type;        // "ADT^A04"
+  Micros received = 0;
+  std::string raw;         // the bytes as received (any character set)
+  std::string status;      // "processed" or "failed"
+  std::string ack;         // the acknowledgement that was sent
+  std::string error;       // why processing failed
+  int attempts = 1;
+};
+
 // The view of the store inside one Write(): reads see the transaction's own
 // earlier writes. Not thread-safe; valid only during the Write() callback.
 class WriteTransaction {
@@ -111,6 +127,8 @@ class WriteTransaction {
   virtual Status Delete(const DeleteRequest& del) = 0;
   // Ids of current (not deleted) resources matching; for conditional create/update/delete.
   virtual StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) = 0;
+  // Records an inbound message, replacing any earlier record of the same sender and control id.
+  virtual Status PutMessage(const InboundMessage& message) = 0;
 };
 
 using WriteFn = std::function<Status(WriteTransaction&)>;
@@ -142,6 +160,11 @@ class Store {
   // Runs `fn` exactly once, atomically (all its writes or none), and returns when
   // durable. An error returned by `fn` rolls back its writes and is returned unchanged.
   virtual Status Write(WriteFn fn) = 0;
+
+  // The record of an inbound message; std::nullopt when it was never received.
+  virtual StatusOr<std::optional<InboundMessage>> ReadMessage(std::string_view sender, std::string_view control_id) = 0;
+  // Inbound messages with this status ("failed": the dead letters), oldest first.
+  virtual StatusOr<std::vector<InboundMessage>> Messages(std::string_view status, int limit) = 0;
 
   // Number of current (not deleted) resources of a type, for metrics and tests.
   virtual StatusOr<int64_t> Count(std::string_view type) = 0;

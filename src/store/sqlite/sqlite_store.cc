@@ -69,6 +69,22 @@ CREATE INDEX idx_uri_res ON idx_uri (res, param);
 CREATE TABLE compartment (patient_id TEXT NOT NULL, res INTEGER NOT NULL, PRIMARY KEY (patient_id, res)) WITHOUT ROWID;
 CREATE INDEX compartment_res ON compartment (res);
 )sql",
+    // 2: inbound interface messages (HL7 v2): raw bytes, outcome, the ACK sent.
+    R"sql(
+CREATE TABLE inbound_message (
+  sender TEXT NOT NULL,
+  control_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  received INTEGER NOT NULL,
+  raw BLOB NOT NULL,
+  status TEXT NOT NULL,
+  ack BLOB,
+  error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (sender, control_id)
+);
+CREATE INDEX inbound_message_status ON inbound_message (status, received);
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
@@ -173,6 +189,23 @@ StatusOr<int64_t> CountRows(Db& db, const std::string& sql, const std::vector<Sq
 
 class SqliteStore;
 
+constexpr const char* kMessageSelect =
+    "SELECT sender, control_id, type, received, raw, status, ack, error, attempts FROM inbound_message";
+
+InboundMessage RowToMessage(Stmt* s) {
+  InboundMessage m;
+  m.sender = s->Text(0);
+  m.control_id = s->Text(1);
+  m.type = s->Text(2);
+  m.received = s->Int(3);
+  m.raw = s->Blob(4);
+  m.status = s->Text(5);
+  m.ack = s->Blob(6);
+  m.error = s->Text(7);
+  m.attempts = static_cast<int>(s->Int(8));
+  return m;
+}
+
 class Tx : public WriteTransaction {
  public:
   Tx(Db* db, int64_t* seq) : db_(db), seq_(seq) {}
@@ -259,6 +292,24 @@ class Tx : public WriteTransaction {
     RETURN_IF_ERROR(st);
     u->Reset();
     return ClearIndex(pk);
+  }
+
+  Status PutMessage(const InboundMessage& m) override {
+    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(
+        "INSERT INTO inbound_message (sender, control_id, type, received, raw, status, ack, error, attempts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO UPDATE SET type = excluded.type, "
+        "received = excluded.received, raw = excluded.raw, status = excluded.status, ack = excluded.ack, "
+        "error = excluded.error, attempts = excluded.attempts"));
+    s->BindStatic(1, m.sender);
+    s->BindStatic(2, m.control_id);
+    s->BindStatic(3, m.type);
+    s->Bind(4, m.received);
+    s->BindBlob(5, m.raw);
+    s->BindStatic(6, m.status);
+    s->BindBlob(7, m.ack);
+    s->BindStatic(8, m.error);
+    s->Bind(9, static_cast<int64_t>(m.attempts));
+    return s->Run();
   }
 
   StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) override {
@@ -529,6 +580,35 @@ class SqliteStore : public Store {
       done_cv_.wait(lock, [&] { return p.done; });
     }
     return p.result;
+  }
+
+  StatusOr<std::optional<InboundMessage>> ReadMessage(std::string_view sender, std::string_view control_id) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    ASSIGN_OR_RETURN(Stmt * s, c->Prepare(kMessageSelect + std::string(" WHERE sender = ? AND control_id = ?")));
+    s->BindStatic(1, sender);
+    s->BindStatic(2, control_id);
+    Status st;
+    if (!s->Step(&st)) {
+      RETURN_IF_ERROR(st);
+      return std::optional<InboundMessage>();
+    }
+    InboundMessage m = RowToMessage(s);
+    s->Reset();
+    return std::optional<InboundMessage>(std::move(m));
+  }
+
+  StatusOr<std::vector<InboundMessage>> Messages(std::string_view status, int limit) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    ASSIGN_OR_RETURN(Stmt * s, c->Prepare(kMessageSelect + std::string(" WHERE status = ? ORDER BY received, rowid LIMIT ?")));
+    s->BindStatic(1, status);
+    s->Bind(2, static_cast<int64_t>(limit));
+    std::vector<InboundMessage> out;
+    Status st;
+    while (s->Step(&st)) out.push_back(RowToMessage(s));
+    RETURN_IF_ERROR(st);
+    return out;
   }
 
   StatusOr<int64_t> Count(std::string_view type) override {

@@ -389,3 +389,48 @@ TEST(StoreDurability, AcknowledgedWritesSurviveSigkill) {
 
 }  // namespace
 }  // namespace rhip::store
+
+namespace rhip::store {
+namespace {
+
+TEST(StoreMessages, InboundMessagesAreKeptByteForByteReplacedByKeyAndListedByStatus) {
+  auto s = OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(s.ok());
+  Store& store = **s;
+  const std::string raw("MSH|^~\\&|\xd5\xc5\x00\xff|\r", 12);  // GB18030 bytes and a NUL survive
+  InboundMessage m{.sender = "330402-H01", .control_id = "C1", .type = "ADT^A04", .received = 100, .raw = raw,
+                   .status = "failed", .ack = "MSH|...AE", .error = "PID-7: bad date", .attempts = 1};
+  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) { return tx.PutMessage(m); }).ok());
+  InboundMessage later = m;
+  later.control_id = "C2";
+  later.received = 200;
+  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) { return tx.PutMessage(later); }).ok());
+  auto got = store.ReadMessage("330402-H01", "C1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->raw, raw);
+  EXPECT_EQ((*got)->error, "PID-7: bad date");
+  EXPECT_FALSE(store.ReadMessage("330402-H01", "C9")->has_value());
+  EXPECT_FALSE(store.ReadMessage("other", "C1")->has_value());
+  auto failed = store.Messages("failed", 10);
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 2u);
+  EXPECT_EQ((*failed)[0].control_id, "C1");  // oldest first
+  // Reprocessed: the same key is replaced, not duplicated.
+  m.status = "processed";
+  m.attempts = 2;
+  m.error.clear();
+  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) { return tx.PutMessage(m); }).ok());
+  EXPECT_EQ(store.Messages("failed", 10)->size(), 1u);
+  EXPECT_EQ((*store.ReadMessage("330402-H01", "C1"))->attempts, 2);
+  // A write that fails leaves no message behind.
+  InboundMessage third = m;
+  third.control_id = "C3";
+  EXPECT_FALSE(store.Write([&](WriteTransaction& tx) -> Status {
+                      RETURN_IF_ERROR(tx.PutMessage(third));
+                      return InvalidArgument("entry 2 failed");
+                    }).ok());
+  EXPECT_FALSE(store.ReadMessage("330402-H01", "C3")->has_value());
+}
+
+}  // namespace
+}  // namespace rhip::store
