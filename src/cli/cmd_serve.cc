@@ -4,7 +4,10 @@
 
 #include "cli/command.h"
 #include "rhip/core/log.h"
+#include "rhip/fhir/rest.h"
 #include "rhip/http/serve.h"
+#include "rhip/ingest/hl7_processor.h"
+#include "rhip/ingest/mllp_server.h"
 #include "rhip/store/store.h"
 
 namespace rhip::cli {
@@ -16,6 +19,7 @@ struct ServeFlags {
   int port = 8080;
   int threads = 0;
   std::string static_dir;
+  int mllp_port = -1;  // -1: no HL7 v2 listener
 };
 
 int RunServe(const ServeFlags& f) {
@@ -25,6 +29,18 @@ int RunServe(const ServeFlags& f) {
   if (ec) return Fail("serve", "cannot create data folder " + f.data + ": " + ec.message());
   auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db"});
   if (!store.ok()) return Fail("serve", store.status().ToString());
+  // HL7 v2 over MLLP beside the HTTP API, on the same store.
+  std::unique_ptr<fhir::FhirService> hl7_fhir;
+  std::unique_ptr<ingest::Hl7Processor> hl7;
+  std::unique_ptr<ingest::MllpServer> mllp;
+  if (f.mllp_port >= 0) {
+    hl7_fhir = fhir::NewFhirService(store->get());
+    hl7 = std::make_unique<ingest::Hl7Processor>(store->get(), hl7_fhir.get());
+    mllp = std::make_unique<ingest::MllpServer>(ingest::MllpOptions{.bind = f.bind, .port = f.mllp_port},
+                                                [p = hl7.get()](std::string_view m) { return p->Process(m); });
+    if (Status st = mllp->Start(); !st.ok()) return Fail("serve", st.ToString());
+    std::printf("rhip mllp listening on %s:%d\n", f.bind.c_str(), mllp->port());
+  }
   http::ServeOptions o;
   o.server.bind = f.bind;
   o.server.port = f.port;
@@ -34,6 +50,7 @@ int RunServe(const ServeFlags& f) {
     std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
     std::fflush(stdout);
   });
+  if (mllp) mllp->Stop();  // ACKs in hand go out before the store closes
   Status closed = (*store)->Close();
   if (!st.ok()) return Fail("serve", st.ToString());
   if (!closed.ok()) return Fail("serve", closed.ToString());
@@ -49,7 +66,11 @@ RunFn Setup(CLI::App& sub) {
   sub.add_option("--bind", f->bind, "address to listen on");
   sub.add_option("--threads", f->threads, "server threads (default max(4, 2 x cores))")->check(CLI::Range(0, 256));
   sub.add_option("--static", f->static_dir, "folder of the web UI's built files")->check(CLI::ExistingDirectory);
-  sub.footer("Example:\n  rhip serve --data data/demo --port 8080\n  curl http://127.0.0.1:8080/fhir/metadata");
+  sub.add_option("--mllp-port", f->mllp_port, "also take HL7 v2 messages over MLLP on this port (0 = any free port)")
+      ->check(CLI::Range(0, 65535));
+  sub.footer("Example:\n  rhip serve --data data/demo --port 8080 --mllp-port 2575\n"
+             "  curl http://127.0.0.1:8080/fhir/metadata\n"
+             "  rhip hl7 send --to 127.0.0.1:2575 region/hl7v2/adt.hl7");
   return [f] { return RunServe(*f); };
 }
 

@@ -418,6 +418,24 @@ int DaysIn(int y, int m) {
 
 }  // namespace
 
+std::vector<std::string_view> SplitMessages(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t start = text.find("MSH");
+  while (start != std::string_view::npos) {
+    size_t next = start;
+    while (true) {
+      next = text.find("MSH", next + 1);
+      if (next == std::string_view::npos || text[next - 1] == '\n' || text[next - 1] == '\r') break;
+    }
+    // MSH only ever opens a message, so every segment that is an MSH starts the next one.
+    std::string_view one = text.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start);
+    while (!one.empty() && (one.back() == '\n' || one.back() == '\r')) one.remove_suffix(1);
+    if (!one.empty()) out.push_back(one);
+    start = next;
+  }
+  return out;
+}
+
 std::optional<std::string> ToFhirDate(std::string_view ts) {
   std::string_view d = ts.substr(0, std::min<size_t>(ts.size(), 8));
   if (!Digits(d) || (d.size() != 4 && d.size() != 6 && d.size() != 8)) return std::nullopt;

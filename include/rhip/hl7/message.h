@@ -130,6 +130,10 @@ enum class AckCode { kAccept, kError, kReject };  // AA, AE, AR
 std::string BuildAck(const Header& inbound, AckCode code, const Hl7Error* error, std::string_view control_id,
                      std::string_view timestamp);
 
+// The messages of a file or stream in "batch" form: each starts on a line
+// beginning with MSH (segments separated by CR; messages by LF or CR LF).
+std::vector<std::string_view> SplitMessages(std::string_view text);
+
 // HL7 DTM/TS "YYYY[MM[DD[HHMM[SS[.S+]]]]][+/-ZZZZ]" → FHIR date or dateTime
 // (times without a zone are UTC+8). nullopt when malformed or impossible.
 std::optional<std::string> ToFhirDateTime(std::string_view ts);

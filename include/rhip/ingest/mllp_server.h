@@ -1,0 +1,83 @@
+// The HL7 v2 listener: MLLP (Minimal Lower Layer Protocol) over TCP, Boost.Asio.
+//
+// A frame is <VT 0x0B> message <FS 0x1C><CR 0x0D>. Each connection is served
+// in order: one frame is read, handed to the handler on a worker pool (whose
+// writes wait for the store's group commit, so 8 connections share commits),
+// and its ACK written back before the next frame is taken. Bad framing:
+//   - bytes outside a frame are skipped (whitespace) or, beyond a few KB of
+//     garbage, close the connection;
+//   - a frame larger than max_message_bytes is read to its end and discarded,
+//     and answered with AR ("message too large") built from its MSH;
+//   - a connection that closes mid-frame, or sends nothing for idle_timeout,
+//     is closed; nothing was acknowledged, so nothing is lost.
+// One misbehaving connection never stops the others.
+//
+// Thread-safety: Start/Stop from one thread; the handler is called concurrently.
+//
+// Example:
+//   MllpServer mllp({.port = 2575}, [&](std::string_view msg) { return processor.Process(msg); });
+//   RETURN_IF_ERROR(mllp.Start());
+//   ...
+//   mllp.Stop();  // finishes the messages in hand, then closes
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "rhip/core/status.h"
+
+namespace rhip::ingest {
+
+struct MllpOptions {
+  std::string bind = "127.0.0.1";
+  int port = 2575;  // 0 = any free port (see port())
+  int io_threads = 2;
+  int workers = 16;  // messages processed at once (across connections)
+  size_t max_message_bytes = 16 * 1024 * 1024;
+  std::chrono::seconds idle_timeout{300};
+};
+
+// Returns the ACK (the bytes to frame and send back) for one message.
+using MllpHandler = std::function<std::string(std::string_view message)>;
+
+class MllpServer {
+ public:
+  MllpServer(MllpOptions options, MllpHandler handler);
+  ~MllpServer();
+  MllpServer(const MllpServer&) = delete;
+  MllpServer& operator=(const MllpServer&) = delete;
+
+  // Binds, listens and starts serving on background threads.
+  Status Start();
+  int port() const;
+  // Stops accepting, lets messages being processed finish and their ACKs go out, closes.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// MLLP framing for clients and tests: <VT> message <FS><CR>.
+std::string MllpFrame(std::string_view message);
+
+// A blocking MLLP client (one connection): for `rhip hl7 send`, tests and benchmarks.
+class MllpClient {
+ public:
+  MllpClient();
+  ~MllpClient();
+  MllpClient(MllpClient&&) noexcept;
+  MllpClient& operator=(MllpClient&&) noexcept;
+  Status Connect(const std::string& host, int port);
+  // Sends one message and waits for its acknowledgement (the bytes inside the reply frame).
+  StatusOr<std::string> Send(std::string_view message);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rhip::ingest

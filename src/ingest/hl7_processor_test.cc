@@ -1,0 +1,183 @@
+#include "rhip/ingest/hl7_processor.h"
+
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "rhip/fhir/json.h"
+#include "rhip/ingest/mllp_server.h"
+
+namespace rhip::ingest {
+namespace {
+
+const std::string kAdt =
+    "MSH|^~\\&|HIS|330402-H01|RHIP|330400|20240105083000||ADT^A04^ADT_A01|CTRL-1|P|2.5|||||CHN|UNICODE UTF-8\r"
+    "PID|1||MR001^^^330402-H01^MR~330402198001011234^^^^NNCHN||张^伟||19800101|M|||新丰镇1号^^^^^^^^330402||13812345678\r"
+    "PV1|1|O|||||||||||||||||V1|||||||||||||||||||||||||20240105083000\r";
+
+class ProcessorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenStore({.url = "sqlite::memory:", .read_connections = 2});
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+    fhir_ = fhir::NewFhirService(store_.get());
+    processor_ = std::make_unique<Hl7Processor>(store_.get(), fhir_.get());
+  }
+  fhir::Json Search(const std::string& type, const std::string& param, const std::string& value) {
+    fhir::RestRequest r;
+    r.method = "GET";
+    r.path = type;
+    r.query = {{param, value}, {"_total", "accurate"}};
+    r.base_url = "http://x/fhir";
+    auto resp = fhir_->Handle(r);
+    auto doc = fhir::ParseJson(resp.body);
+    EXPECT_TRUE(doc.ok());
+    return std::move(*doc);
+  }
+  static std::string Msa(const std::string& ack) {
+    size_t p = ack.find("\rMSA|");
+    return p == std::string::npos ? "" : ack.substr(p + 5, 2);
+  }
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<fhir::FhirService> fhir_;
+  std::unique_ptr<Hl7Processor> processor_;
+};
+
+TEST_F(ProcessorTest, AcceptedMessageIsStoredWithItsEffectsAndAResendChangesNothing) {
+  const std::string ack = processor_->Process(kAdt);
+  EXPECT_EQ(Msa(ack), "AA") << ack;
+  auto patients = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
+  ASSERT_EQ(patients["total"].GetInt(), 1);
+  EXPECT_EQ(std::string(patients["entry"][0]["resource"]["name"][0]["text"].GetString()), "张伟");
+  EXPECT_EQ(Search("Encounter", "identifier", "http://rhip.health/id/visit/330402-H01|V1")["total"].GetInt(), 1);
+  auto record = store_->ReadMessage("330402-H01", "CTRL-1");
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->status, "processed");
+  EXPECT_EQ((*record)->raw, kAdt);
+  EXPECT_EQ((*record)->ack, ack);
+  // The same message again: the same ACK, byte for byte, and no new version.
+  EXPECT_EQ(processor_->Process(kAdt), ack);
+  auto again = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
+  EXPECT_EQ(std::string(again["entry"][0]["resource"]["meta"]["versionId"].GetString()), "1");
+  // A new message about the same registration updates it in place (conditional update).
+  std::string update = kAdt;
+  update.replace(update.find("CTRL-1"), 6, "CTRL-2");
+  update.replace(update.find("ADT^A04"), 7, "ADT^A08");
+  update.replace(update.find("13812345678"), 11, "13900000000");
+  EXPECT_EQ(Msa(processor_->Process(update)), "AA");
+  auto updated = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
+  ASSERT_EQ(updated["total"].GetInt(), 1);
+  EXPECT_EQ(std::string(updated["entry"][0]["resource"]["telecom"][0]["value"].GetString()), "13900000000");
+}
+
+TEST_F(ProcessorTest, BadMessagesAreDeadLettersWithTheirReasonAndReplayWorksOnceFixed) {
+  std::string bad = kAdt;
+  bad.replace(bad.find("||19800101|"), 11, "||19801340|");
+  const std::string ae = processor_->Process(bad);
+  EXPECT_EQ(Msa(ae), "AE");
+  EXPECT_NE(ae.find("PID-7"), std::string::npos) << ae;
+  EXPECT_NE(ae.find("\rERR||PID^1^7"), std::string::npos) << ae;
+  EXPECT_EQ(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001")["total"].GetInt(), 0);
+  auto dead = store_->Messages("failed", 10);
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE((*dead)[0].error.find("birth date"), std::string::npos);
+  // Unsupported type: AR, also kept.
+  std::string mfn = kAdt;
+  mfn.replace(mfn.find("CTRL-1"), 6, "CTRL-9");
+  mfn.replace(mfn.find("ADT^A04"), 7, "MFN^M02");
+  EXPECT_EQ(Msa(processor_->Process(mfn)), "AR");
+  // No MSH at all: AR, nothing to key it by, nothing stored.
+  EXPECT_EQ(Msa(processor_->Process("PID|1||X")), "AR");
+  EXPECT_EQ(store_->Messages("failed", 10)->size(), 2u);
+
+  // A message the store refuses for a reason that can be fixed: two Patients already
+  // share the MRN, so the conditional update cannot choose. A steward removes the
+  // duplicate; the replay then succeeds.
+  for (const char* id : {"dup-a", "dup-b"}) {
+    fhir::RestRequest put;
+    put.method = "PUT";
+    put.path = std::string("Patient/") + id;
+    put.base_url = "http://x/fhir";
+    put.body = std::string(R"({"resourceType":"Patient","id":")") + id +
+               R"(","identifier":[{"system":"http://rhip.health/id/mrn/330402-H01","value":"MR001"}]})";
+    ASSERT_EQ(fhir_->Handle(put).status, 201);
+  }
+  std::string good = kAdt;
+  good.replace(good.find("CTRL-1"), 6, "CTRL-3");
+  const std::string refused = processor_->Process(good);
+  EXPECT_EQ(Msa(refused), "AE");
+  EXPECT_NE(refused.find("several"), std::string::npos) << refused;
+  fhir::RestRequest del;
+  del.method = "DELETE";
+  del.path = "Patient/dup-b";
+  del.base_url = "http://x/fhir";
+  ASSERT_LT(fhir_->Handle(del).status, 300);
+  auto replay = processor_->Replay(100);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->attempted, 3);
+  EXPECT_EQ(replay->processed, 1);  // CTRL-3
+  EXPECT_EQ(replay->failed, 2);     // the bad date and the MFN still fail, for the same reasons
+  auto fixed = store_->ReadMessage("330402-H01", "CTRL-3");
+  EXPECT_EQ((*fixed)->status, "processed");
+  EXPECT_EQ((*fixed)->attempts, 2);
+  EXPECT_EQ(Msa((*fixed)->ack), "AA");
+  EXPECT_EQ(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001")["total"].GetInt(), 1);
+}
+
+// The listener: framing, bad framing, oversized frames, and that one bad peer
+// does not stop another.
+TEST_F(ProcessorTest, MllpListenerAnswersEveryFrameAndSurvivesBadPeers) {
+  MllpServer server({.bind = "127.0.0.1", .port = 0, .io_threads = 2, .workers = 4, .max_message_bytes = 64 * 1024},
+                    [this](std::string_view m) { return processor_->Process(m); });
+  ASSERT_TRUE(server.Start().ok());
+  MllpClient good;
+  ASSERT_TRUE(good.Connect("127.0.0.1", server.port()).ok());
+  auto ack = good.Send(kAdt);
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_EQ(Msa(*ack), "AA");
+  // An oversized frame is read to its end and refused with AR; the connection stays usable.
+  std::string big = kAdt;
+  big.replace(big.find("CTRL-1"), 6, "CTRL-BIG");
+  big += "NTE|1||" + std::string(100 * 1024, 'x') + "\r";
+  auto too_big = good.Send(big);
+  ASSERT_TRUE(too_big.ok());
+  EXPECT_EQ(Msa(*too_big), "AR");
+  EXPECT_NE(too_big->find("exceeds"), std::string::npos);
+  EXPECT_FALSE(store_->ReadMessage("330402-H01", "CTRL-BIG")->has_value());
+  // Garbage without any frame: the listener closes that connection.
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket raw(ioc);
+    raw.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+    timeval tv{5, 0};
+    setsockopt(raw.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    boost::system::error_code ec;
+    boost::asio::write(raw, boost::asio::buffer(std::string(10000, 'g')), ec);
+    char buf[16];
+    raw.read_some(boost::asio::buffer(buf), ec);
+    EXPECT_EQ(ec, boost::asio::error::eof) << ec.message();
+  }
+  // A truncated frame (the peer goes away mid-message): nothing stored, nothing acknowledged.
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket raw(ioc);
+    raw.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+    std::string half = "\x0b" + kAdt.substr(0, 80);
+    half.replace(half.find("CTRL-1"), 6, "CTRL-H");
+    boost::asio::write(raw, boost::asio::buffer(half));
+  }
+  std::string second = kAdt;
+  second.replace(second.find("CTRL-1"), 6, "CTRL-2");
+  auto ack2 = good.Send(second);
+  ASSERT_TRUE(ack2.ok());
+  EXPECT_EQ(Msa(*ack2), "AA");
+  server.Stop();
+  EXPECT_FALSE(store_->ReadMessage("330402-H01", "CTRL-H")->has_value());
+}
+
+}  // namespace
+}  // namespace rhip::ingest
