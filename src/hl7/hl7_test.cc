@@ -303,7 +303,7 @@ TEST(Hl7ToFhir, OruResultsBecomeReportsAndObservations) {
   std::vector<std::string> types;
   fhir::Json b = MapAndParse(kOru, &types);
   ASSERT_EQ(types, (std::vector<std::string>{"Patient", "Observation", "Observation", "Observation", "DiagnosticReport",
-                                             "Observation", "DiagnosticReport"}));
+                                             "DiagnosticReport"}));
   // The lab system's PID never overwrites the registration: conditional create.
   EXPECT_EQ(S(b["entry"][0]["request"]["method"]), "POST");
   EXPECT_EQ(S(b["entry"][0]["request"]["ifNoneExist"]), "identifier=http://rhip.health/id/mrn/330402-H01%7CMR001");
@@ -326,7 +326,8 @@ TEST(Hl7ToFhir, OruResultsBecomeReportsAndObservations) {
   EXPECT_EQ(S(lab["category"][0]["coding"][0]["code"]), "LAB");
   ASSERT_EQ(lab["result"].Size(), 3u);
   EXPECT_EQ(S(lab["result"][0]["reference"]), S(b["entry"][1]["fullUrl"]));
-  const auto& ct = b["entry"][6]["resource"];
+  const auto& ct = b["entry"][5]["resource"];
+  EXPECT_FALSE(ct.HasMember("result")) << "an imaging report's text is its conclusion";
   EXPECT_EQ(S(ct["category"][0]["coding"][0]["code"]), "RAD");
   EXPECT_EQ(S(ct["code"]["coding"][0]["system"]), "http://rhip.health/CodeSystem/exam-item");
   EXPECT_EQ(S(ct["conclusion"]), "右肺下叶斑片影，考虑感染性病变。");

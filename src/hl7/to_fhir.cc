@@ -516,6 +516,12 @@ std::optional<Mapped> MapOru(const Message& m, Hl7Error* error) {
           return std::nullopt;
         }
       }
+      // An imaging report's text findings are its conclusion (DOMAIN A: exam results
+      // are recognised by the report's exam item), not separate Observations.
+      if (imaging && (type == "TX" || type == "ST" || type == "FT")) {
+        if (!value.empty()) conclusion += (conclusion.empty() ? "" : "\n") + value;
+        continue;
+      }
       double number = 0;
       if (type == "NM" && !value.empty() && !ParseNumber(value, &number)) {
         *error = Err(ErrorCode::kDataType, "OBX", seq, 5, "value '" + value + "' is not a number but OBX-2 says NM");
@@ -553,7 +559,6 @@ std::optional<Mapped> MapOru(const Message& m, Hl7Error* error) {
           Concept(w, "valueCodeableConcept", CodeSystem(m.Get(obx, 5, 3), imaging), m.Get(obx, 5, 1), m.Get(obx, 5, 2));
         } else {
           Str(w, "valueString", value);
-          if (imaging) conclusion += (conclusion.empty() ? "" : "\n") + value;
         }
       }
       if (const std::string flag = m.Get(obx, 8); !flag.empty()) {

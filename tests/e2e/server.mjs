@@ -6,8 +6,9 @@ import path from 'node:path';
 
 export const RHIP_BIN = process.env.RHIP_BIN || path.resolve('build/rhip');
 
-export async function startServer(extraArgs = []) {
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'rhip-e2e-'));
+// options.data: reuse a data folder (a restart); otherwise a fresh one.
+export async function startServer(extraArgs = [], options = {}) {
+  const data = options.data || fs.mkdtempSync(path.join(os.tmpdir(), 'rhip-e2e-'));
   const proc = spawn(RHIP_BIN, ['serve', '--data', data, '--port', '0', '--threads', '4', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -26,16 +27,30 @@ export async function startServer(extraArgs = []) {
     proc.stderr.on('data', onData);
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
   });
+  // `rhip serve` prints its MLLP line before the HTTP one, so it is already in `out`.
+  const mllp = out.match(/mllp listening on [0-9.]+:(\d+)/);
   return {
     base,
     fhir: base + '/fhir',
+    mllpPort: mllp ? Number(mllp[1]) : undefined,
     data,
     proc,
-    async stop() {
+    // SIGTERM (graceful); keepData leaves the folder for a restart.
+    async stop({ keepData = false } = {}) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        if (!keepData) fs.rmSync(data, { recursive: true, force: true });
+        return;
+      }
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await exited;
-      fs.rmSync(data, { recursive: true, force: true });
+      if (!keepData) fs.rmSync(data, { recursive: true, force: true });
+    },
+    // SIGKILL: a crash. The data folder stays.
+    async crash() {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
     },
   };
 }
