@@ -10,6 +10,7 @@
 #include "rhip/core/log.h"
 #include "rhip/gen/generator.h"
 #include "rhip/http/serve.h"
+#include "rhip/ingest/bulk_data.h"
 #include "rhip/ingest/ndjson_import.h"
 #include "rhip/store/store.h"
 
@@ -64,7 +65,9 @@ int RunDemo(const DemoFlags& f) {
     std::FILE* m = std::fopen(marker.c_str(), "w");
     if (m) std::fclose(m);
   }
+  ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
   http::ServeOptions o;
+  o.fhir.operations = bulk.Operations();
   o.server.bind = f.bind;
   o.server.port = f.port;
   if (fs::is_directory("web/dist", ec)) o.static_dir = "web/dist";

@@ -6,6 +6,7 @@
 #include "rhip/core/log.h"
 #include "rhip/fhir/rest.h"
 #include "rhip/http/serve.h"
+#include "rhip/ingest/bulk_data.h"
 #include "rhip/ingest/hl7_processor.h"
 #include "rhip/ingest/mllp_server.h"
 #include "rhip/store/store.h"
@@ -41,7 +42,10 @@ int RunServe(const ServeFlags& f) {
     if (Status st = mllp->Start(); !st.ok()) return Fail("serve", st.ToString());
     std::printf("rhip mllp listening on %s:%d\n", f.bind.c_str(), mllp->port());
   }
+  // FHIR Bulk Data ($export, $import) under DATA/bulk; $import reads server-side files only from DATA/import.
+  ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
   http::ServeOptions o;
+  o.fhir.operations = bulk.Operations();
   o.server.bind = f.bind;
   o.server.port = f.port;
   o.server.threads = f.threads;

@@ -1,4 +1,5 @@
 // GET /fhir/metadata: the CapabilityStatement, built from what the service implements.
+#include <algorithm>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -102,13 +103,24 @@ std::string CapabilityStatementJson(const FhirServiceOptions& options) {
     w.StartArray();
     for (const auto& i : includes) w.String(i.c_str());
     w.EndArray();
-    if (type == "Patient") {
+    const bool exports = std::any_of(options.operations.begin(), options.operations.end(),
+                                     [](const auto& op) { return op.first == "$export"; });
+    if (type == "Patient" || (exports && type == "Group")) {
       w.Key("operation");
       w.StartArray();
-      w.StartObject();
-      kv("name", "everything");
-      kv("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
-      w.EndObject();
+      if (type == "Patient") {
+        w.StartObject();
+        kv("name", "everything");
+        kv("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+        w.EndObject();
+      }
+      if (exports) {  // Bulk Data Access: Patient/$export and Group/[id]/$export
+        w.StartObject();
+        kv("name", "export");
+        kv("definition", type == "Patient" ? "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+                                           : "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export");
+        w.EndObject();
+      }
       w.EndArray();
     }
     w.EndObject();
@@ -122,6 +134,22 @@ std::string CapabilityStatementJson(const FhirServiceOptions& options) {
     w.EndObject();
   }
   w.EndArray();
+  // System-level operations registered by other layers (Bulk Data $export, $import).
+  bool any = false;
+  for (const auto& [name, handler] : options.operations) {
+    if (name != "$export" && name != "$import") continue;
+    if (!any) {
+      w.Key("operation");
+      w.StartArray();
+      any = true;
+    }
+    w.StartObject();
+    kv("name", name.substr(1));
+    kv("definition", name == "$export" ? "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+                                       : "http://rhip.health/fhir/OperationDefinition/import");
+    w.EndObject();
+  }
+  if (any) w.EndArray();
   w.EndObject();
   w.EndArray();
   w.EndObject();

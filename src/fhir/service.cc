@@ -144,6 +144,11 @@ class Service : public FhirService {
 
   RestResponse Handle(const RestRequest& req) override {
     std::vector<std::string> seg = SplitPath(req.path);
+    for (const auto& s : seg) {
+      if (s.empty() || s[0] != '$') continue;
+      for (const auto& [name, handler] : options_.operations)
+        if (s == name) return handler(req);
+    }
     const std::string& m = req.method;
     const bool get = m == "GET" || m == "HEAD";
     const Definitions& defs = Definitions::R4();

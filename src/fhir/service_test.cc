@@ -278,7 +278,7 @@ TEST_F(ServiceTest, TransactionResolvesConditionalReferencesAndRunsTheHookAtomic
   int hook_calls = 0;
   r.in_transaction = [&](store::WriteTransaction& wtx) {
     ++hook_calls;
-    return wtx.PutMessage({.sender = "330402-H01", .control_id = "X1", .type = "ADT^A04", .raw = "MSH", .status = "processed"});
+    return wtx.PutMessage({.sender = "330402-H01", .control_id = "X1", .type = "ADT^A04", .raw = "MSH", .status = "processed", .ack = "", .error = "", .attempts = 1});
   };
   auto ok = svc_->Handle(r);
   ASSERT_EQ(ok.status, 200) << ok.body;
@@ -291,7 +291,7 @@ TEST_F(ServiceTest, TransactionResolvesConditionalReferencesAndRunsTheHookAtomic
   r.body = tx;
   r.body.replace(r.body.find("M77"), 3, "NOPE");
   r.in_transaction = [&](store::WriteTransaction& wtx) {
-    return wtx.PutMessage({.sender = "330402-H01", .control_id = "X2", .type = "ADT^A04", .raw = "MSH", .status = "processed"});
+    return wtx.PutMessage({.sender = "330402-H01", .control_id = "X2", .type = "ADT^A04", .raw = "MSH", .status = "processed", .ack = "", .error = "", .attempts = 1});
   };
   auto bad = svc_->Handle(r);
   EXPECT_EQ(bad.status, 412) << bad.body;

@@ -57,7 +57,7 @@ HttpResponse StaticFile(const std::string& root, const HttpRequest& req) {
 
 Router PlatformRouter(const ServeOptions& options, store::Store& store) {
   // shared_ptr: the service is owned jointly by the route handlers (copies of the lambda).
-  std::shared_ptr<fhir::FhirService> fhir = fhir::NewFhirService(&store);
+  std::shared_ptr<fhir::FhirService> fhir = fhir::NewFhirService(&store, options.fhir);
   Router router;
   router.Add("GET", "/healthz", [&store](const HttpRequest&) {
     // A primary-key look-up: proves the store answers without costing a scan.

@@ -47,9 +47,16 @@ struct RestResponse {
   std::string content_type = "application/fhir+json; charset=utf-8";
 };
 
+// An operation implemented outside the FHIR layer (Bulk Data $export/$import in
+// ingest/): called for any request whose path has a segment "$name" (system,
+// type or instance level, e.g. "$export", "Patient/$export", "Group/g1/$export",
+// "$export-poll-status").
+using OperationHandler = std::function<RestResponse(const RestRequest& request)>;
+
 struct FhirServiceOptions {
   int default_page_size = 20;
   int max_page_size = 1000;
+  std::vector<std::pair<std::string, OperationHandler>> operations;  // "$export" → handler
 };
 
 class FhirService {

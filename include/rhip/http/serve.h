@@ -10,6 +10,7 @@
 #include <string>
 
 #include "rhip/core/status.h"
+#include "rhip/fhir/rest.h"
 #include "rhip/http/server.h"
 #include "rhip/store/store.h"
 
@@ -18,6 +19,7 @@ namespace rhip::http {
 struct ServeOptions {
   ServerOptions server;
   std::string static_dir;  // the web UI's built files; empty = none
+  fhir::FhirServiceOptions fhir;  // page sizes; operations registered by other layers (Bulk Data)
 };
 
 // Builds the routes and serves until SIGTERM/SIGINT. `on_listening` is called
