@@ -18,7 +18,7 @@ class ServiceTest : public ::testing::Test {
     auto s = store::OpenStore({.url = "sqlite::memory:", .read_connections = 2});
     ASSERT_TRUE(s.ok());
     store_ = std::move(*s);
-    svc_ = NewFhirService(store_.get(), {.default_page_size = 20, .max_page_size = 1000});
+    svc_ = NewFhirService(store_.get(), {.default_page_size = 20, .max_page_size = 1000, .operations = {}});
   }
   RestResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
                     std::vector<std::pair<std::string, std::string>> query = {},
