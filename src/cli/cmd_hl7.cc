@@ -122,18 +122,21 @@ int RunReplay(const ReplayFlags& f) {
   log::Init("warn");
   auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .create_if_missing = false});
   if (!store.ok()) return Fail("hl7 replay", store.status().ToString() + " (is --data a rhip data folder?)");
+  auto inbox = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .create_if_missing = false});
+  if (!inbox.ok()) return Fail("hl7 replay", inbox.status().ToString() + " (no HL7 message was ever received here)");
   auto svc = fhir::NewFhirService(store->get());
-  ingest::Hl7Processor p(store->get(), svc.get());
+  ingest::Hl7Processor p(store->get(), svc.get(), {}, inbox->get());
   auto s = p.Replay(f.limit);
   if (!s.ok()) return Fail("hl7 replay", s.status().ToString());
   std::printf("replayed %lld dead letters: %lld now processed, %lld still failing\n", static_cast<long long>(s->attempted),
               static_cast<long long>(s->processed), static_cast<long long>(s->failed));
   if (s->failed > 0) {
-    auto still = (*store)->Messages("failed", 20);
+    auto still = (*inbox)->Messages("failed", 20);
     if (still.ok())
       for (const auto& m : *still)
         std::printf("  %s %s %s: %s\n", m.sender.c_str(), m.control_id.c_str(), m.type.c_str(), m.error.c_str());
   }
+  (*inbox)->Close().IgnoreError();
   Status closed = (*store)->Close();
   log::Shutdown();
   if (!closed.ok()) return Fail("hl7 replay", closed.ToString());

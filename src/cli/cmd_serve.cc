@@ -21,6 +21,7 @@ struct ServeFlags {
   int threads = 0;
   std::string static_dir;
   int mllp_port = -1;  // -1: no HL7 v2 listener
+  int hl7_appliers = 2;
 };
 
 int RunServe(const ServeFlags& f) {
@@ -34,9 +35,15 @@ int RunServe(const ServeFlags& f) {
   std::unique_ptr<fhir::FhirService> hl7_fhir;
   std::unique_ptr<ingest::Hl7Processor> hl7;
   std::unique_ptr<ingest::MllpServer> mllp;
+  std::unique_ptr<store::Store> inbox;
   if (f.mllp_port >= 0) {
+    auto opened = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .read_connections = 4});
+    if (!opened.ok()) return Fail("serve", opened.status().ToString());
+    inbox = std::move(*opened);
     hl7_fhir = fhir::NewFhirService(store->get());
-    hl7 = std::make_unique<ingest::Hl7Processor>(store->get(), hl7_fhir.get());
+    hl7 = std::make_unique<ingest::Hl7Processor>(store->get(), hl7_fhir.get(),
+                                                 ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
+    if (Status st = hl7->Start(); !st.ok()) return Fail("serve", st.ToString());
     mllp = std::make_unique<ingest::MllpServer>(ingest::MllpOptions{.bind = f.bind, .port = f.mllp_port},
                                                 [p = hl7.get()](std::string_view m) { return p->Process(m); });
     if (Status st = mllp->Start(); !st.ok()) return Fail("serve", st.ToString());
@@ -46,6 +53,15 @@ int RunServe(const ServeFlags& f) {
   ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
   http::ServeOptions o;
   o.fhir.operations = bulk.Operations();
+  if (hl7) {
+    // The HL7 queue, for operators and tests: accepted but not yet applied, applied, dead letters.
+    o.extra_routes.push_back({"GET", "/api/hl7/status", [p = hl7.get()](const http::HttpRequest&) {
+                                const ingest::Hl7Stats s = p->Stats();
+                                return http::HttpResponse::Json(
+                                    200, "{\"queued\":" + std::to_string(s.queued) + ",\"processed\":" +
+                                             std::to_string(s.processed) + ",\"failed\":" + std::to_string(s.failed) + "}");
+                              }});
+  }
   o.server.bind = f.bind;
   o.server.port = f.port;
   o.server.threads = f.threads;
@@ -55,6 +71,8 @@ int RunServe(const ServeFlags& f) {
     std::fflush(stdout);
   });
   if (mllp) mllp->Stop();  // ACKs in hand go out before the store closes
+  if (hl7) hl7->Stop();    // what is still queued stays in the store and is applied on the next start
+  if (inbox) inbox->Close().IgnoreError();
   Status closed = (*store)->Close();
   if (!st.ok()) return Fail("serve", st.ToString());
   if (!closed.ok()) return Fail("serve", closed.ToString());
@@ -72,6 +90,9 @@ RunFn Setup(CLI::App& sub) {
   sub.add_option("--static", f->static_dir, "folder of the web UI's built files")->check(CLI::ExistingDirectory);
   sub.add_option("--mllp-port", f->mllp_port, "also take HL7 v2 messages over MLLP on this port (0 = any free port)")
       ->check(CLI::Range(0, 65535));
+  sub.add_option("--hl7-appliers", f->hl7_appliers,
+                 "HL7 messages applied to the store at once, in the background (more: faster catch-up, slower ACKs)")
+      ->check(CLI::Range(1, 64));
   sub.footer("Example:\n  rhip serve --data data/demo --port 8080 --mllp-port 2575\n"
              "  curl http://127.0.0.1:8080/fhir/metadata\n"
              "  rhip hl7 send --to 127.0.0.1:2575 region/hl7v2/adt.hl7");

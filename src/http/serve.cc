@@ -82,6 +82,7 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
     h.body = std::move(out.body);
     return h;
   });
+  for (const auto& r : options.extra_routes) router.Add(r.method, r.prefix, r.handler);
   if (!options.static_dir.empty()) {
     std::string root = options.static_dir;
     router.Add("GET", "/", [root](const HttpRequest& req) { return StaticFile(root, req); });

@@ -1,10 +1,18 @@
 #include "rhip/ingest/hl7_processor.h"
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "rhip/core/log.h"
 #include "rhip/core/time.h"
 #include "rhip/fhir/json.h"
+#include "rhip/fhir/validator.h"
 #include "rhip/hl7/message.h"
 #include "rhip/hl7/to_fhir.h"
 
@@ -15,13 +23,12 @@ namespace {
 std::string Hl7Now() {
   const Micros local = NowMicros() + 8LL * 3600 * kMicrosPerSecond;
   const int64_t secs = local / kMicrosPerSecond;
-  const int64_t days = secs / 86400;
   int y;
   unsigned m, d;
-  CivilFromDays(days, &y, &m, &d);
+  CivilFromDays(secs / 86400, &y, &m, &d);
   const int64_t s = secs % 86400;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d%02u%02u%02d%02d%02d", y, m, d, static_cast<int>(s / 3600),
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d%02u%02u%02d%02d%02d", y % 10000, m % 100, d % 100, static_cast<int>(s / 3600),
                 static_cast<int>(s / 60 % 60), static_cast<int>(s % 60));
   return buf;
 }
@@ -38,88 +45,313 @@ std::string OutcomeText(const std::string& body) {
   return text;
 }
 
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+// A message checked and mapped, ready to apply.
+struct Prepared {
+  std::string bundle;
+  std::string patient_key;  // sender + MRN: messages about one patient are applied in order
+};
+
+// Parse, map and validate: everything that can be said about a message before it is stored.
+std::optional<Prepared> Prepare(std::string_view raw, hl7::Hl7Error* error) {
+  auto message = hl7::Parse(raw, error);
+  if (!message) return std::nullopt;
+  auto mapped = hl7::MapToFhir(*message, error);
+  if (!mapped) return std::nullopt;
+  auto doc = fhir::ParseJson(mapped->bundle);
+  if (!doc.ok()) {
+    error->text = "internal: the mapped bundle is not JSON: " + doc.status().message();
+    return std::nullopt;
+  }
+  const auto& entries = (*doc)["entry"];
+  for (rapidjson::SizeType i = 0; i < entries.Size(); ++i) {
+    auto issues = fhir::ValidateResource(entries[i]["resource"]);
+    for (const auto& issue : issues) {
+      if (issue.severity != "error" && issue.severity != "fatal") continue;
+      error->code = hl7::ErrorCode::kDataType;
+      error->text = "the " + mapped->types[i] + " made of this message is not valid FHIR: " + issue.diagnostics +
+                    (issue.expression.empty() ? "" : " (at " + issue.expression + ")");
+      return std::nullopt;
+    }
+  }
+  Prepared p;
+  p.bundle = std::move(mapped->bundle);
+  p.patient_key = message->sender + "|" + message->Get("PID", 3, 1);
+  return p;
+}
+
+struct Item {
+  store::InboundMessage record;
+  Prepared prepared;
+};
+
 }  // namespace
 
-Hl7Processor::Hl7Processor(store::Store* store, fhir::FhirService* fhir) : store_(store), fhir_(fhir) {}
+struct Hl7Processor::Impl {
+  store::Store* store;  // the FHIR store: effects, and the "applied" mark committed with them
+  store::Store* inbox;  // the receive log: raw messages, their ACKs, queued/processed/failed
+  fhir::FhirService* fhir;
+  Hl7ProcessorOptions options;
+  std::atomic<uint64_t> counter{0};
 
-std::string Hl7Processor::NextControlId() {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "RHIP%llx%06llx", static_cast<unsigned long long>(NowMicros() / kMicrosPerSecond),
-                static_cast<unsigned long long>(counter_.fetch_add(1) % 0xFFFFFF));
-  return buf;
+  mutable std::mutex mu;
+  std::condition_variable work_cv, space_cv, idle_cv;
+  std::vector<std::deque<Item>> partitions;
+  int64_t queued = 0;  // in partitions or being applied
+  int64_t processed = 0, failed = 0;
+  bool stopping = false;
+  std::vector<std::thread> workers;
+
+  std::string NextControlId() {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "RHIP%llx%06llx", static_cast<unsigned long long>(NowMicros() / kMicrosPerSecond),
+                  static_cast<unsigned long long>(counter.fetch_add(1) % 0xFFFFFF));
+    return buf;
+  }
+
+  // Records a dead letter; returns false when even that could not be stored.
+  bool DeadLetter(store::InboundMessage record, const std::string& reason) {
+    record.status = "failed";
+    record.error = reason;
+    Status st = inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); });
+    if (!st.ok()) {
+      log::Error("hl7 sender={} control={} dead letter not recorded: {}", record.sender, record.control_id, st.ToString());
+      return false;
+    }
+    std::lock_guard lock(mu);
+    ++failed;
+    return true;
+  }
+
+  void Enqueue(Item item) {
+    const size_t p = Fnv1a(item.prepared.patient_key) % partitions.size();
+    std::lock_guard lock(mu);
+    partitions[p].push_back(std::move(item));
+    work_cv.notify_all();
+  }
+
+  enum class Outcome { kProcessed, kFailed, kRetry };
+
+  // Applies one accepted message: its transaction and its "processed" mark commit together.
+  Outcome Apply(const store::InboundMessage& record, const std::string& bundle, std::string* error) {
+    fhir::RestRequest req;
+    req.method = "POST";
+    req.body = bundle;
+    req.base_url = "urn:rhip:hl7";
+    // The "applied" mark commits with the effects (in the FHIR store, without the raw
+    // bytes): after a crash, a message marked there is not applied twice.
+    req.in_transaction = [&](store::WriteTransaction& tx) {
+      store::InboundMessage done = record;
+      done.status = "processed";
+      done.error.clear();
+      if (inbox != store) done.raw.clear();
+      return tx.PutMessage(done);
+    };
+    fhir::RestResponse resp = fhir->Handle(req);
+    if (resp.status == 200) {
+      if (inbox != store) MarkProcessed(record);
+      return Outcome::kProcessed;
+    }
+    *error = OutcomeText(resp.body);
+    return resp.status >= 500 ? Outcome::kRetry : Outcome::kFailed;
+  }
+
+  // The receive log follows the FHIR store (which already holds the mark).
+  void MarkProcessed(store::InboundMessage record) {
+    record.status = "processed";
+    record.error.clear();
+    Status st = inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); });
+    if (!st.ok()) log::Warn("hl7 control={} applied; the receive log was not updated: {}", record.control_id, st.ToString());
+  }
+
+  void Worker(size_t p) {
+    pthread_setname_np(pthread_self(), "rhip-hl7-apply");
+    while (true) {
+      Item item;
+      {
+        std::unique_lock lock(mu);
+        work_cv.wait(lock, [&] { return stopping || !partitions[p].empty(); });
+        if (stopping) return;
+        item = std::move(partitions[p].front());
+        partitions[p].pop_front();
+      }
+      std::string error;
+      Outcome o = Outcome::kRetry;
+      for (int attempt = 0; attempt < 50; ++attempt) {
+        o = Apply(item.record, item.prepared.bundle, &error);
+        if (o != Outcome::kRetry) break;
+        log::Warn("hl7 sender={} control={} not applied yet ({}); retrying", item.record.sender, item.record.control_id, error);
+        std::unique_lock lock(mu);
+        if (work_cv.wait_for(lock, std::chrono::milliseconds(200 * (attempt + 1)), [&] { return stopping; })) return;
+      }
+      if (o == Outcome::kProcessed) {
+        std::lock_guard lock(mu);
+        ++processed;
+      } else if (o == Outcome::kFailed) {
+        log::Warn("hl7 sender={} control={} type={} could not be applied: {}", item.record.sender, item.record.control_id,
+                  item.record.type, error);
+        DeadLetter(item.record, error);
+      }  // kRetry after 50 attempts: it stays queued in the store and is tried after a restart
+      {
+        std::lock_guard lock(mu);
+        --queued;
+      }
+      space_cv.notify_all();
+      idle_cv.notify_all();
+    }
+  }
+};
+
+Hl7Processor::Hl7Processor(store::Store* store, fhir::FhirService* fhir, Hl7ProcessorOptions options,
+                           store::Store* inbox)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->store = store;
+  impl_->inbox = inbox ? inbox : store;
+  impl_->fhir = fhir;
+  impl_->options = options;
+  impl_->partitions.resize(static_cast<size_t>(std::max(1, options.appliers)));
+}
+
+Hl7Processor::~Hl7Processor() { Stop(); }
+
+Status Hl7Processor::Start() {
+  Impl& s = *impl_;
+  // What a crash (or a stop) left accepted but not applied, in arrival order.
+  ASSIGN_OR_RETURN(auto pending, s.inbox->Messages("queued", 100000000));
+  int64_t requeued = 0;
+  for (auto& record : pending) {
+    if (s.inbox != s.store) {  // applied just before the crash: only the receive log is behind
+      auto applied = s.store->ReadMessage(record.sender, record.control_id);
+      if (applied.ok() && applied->has_value() && (*applied)->status == "processed") {
+        s.MarkProcessed(record);
+        continue;
+      }
+    }
+    hl7::Hl7Error error;
+    auto prepared = Prepare(record.raw, &error);
+    if (!prepared) {  // accepted once, so this is a mapping change: keep it as a dead letter
+      s.DeadLetter(record, error.Describe());
+      continue;
+    }
+    {
+      std::lock_guard lock(s.mu);
+      ++s.queued;
+    }
+    s.Enqueue({std::move(record), std::move(*prepared)});
+    ++requeued;
+  }
+  if (requeued > 0) log::Info("hl7 {} accepted messages queued again after a restart", requeued);
+  for (size_t p = 0; p < s.partitions.size(); ++p) s.workers.emplace_back([&s, p] { s.Worker(p); });
+  return Status::Ok();
+}
+
+void Hl7Processor::Stop() {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mu);
+    s.stopping = true;
+  }
+  s.work_cv.notify_all();
+  s.space_cv.notify_all();
+  for (auto& t : s.workers) t.join();
+  s.workers.clear();
 }
 
 std::string Hl7Processor::Process(std::string_view raw) {
+  Impl& s = *impl_;
   const hl7::Header h = hl7::Identify(raw);
-  if (h.ok && !h.sending_facility.empty() && !h.control_id.empty()) {
-    auto seen = store_->ReadMessage(h.sending_facility, h.control_id);
+  const bool keyable = h.ok && !h.sending_facility.empty() && !h.control_id.empty();
+  if (keyable) {
+    auto seen = s.inbox->ReadMessage(h.sending_facility, h.control_id);
     if (seen.ok() && seen->has_value() && !(*seen)->ack.empty()) return (*seen)->ack;  // a re-sent message
   }
-  return Apply(raw, 1);
-}
-
-std::string Hl7Processor::Apply(std::string_view raw, int attempts) {
-  const hl7::Header h = hl7::Identify(raw);
   const std::string now = Hl7Now();
   store::InboundMessage record{.sender = h.sending_facility, .control_id = h.control_id, .type = h.type,
-                               .received = NowMicros(), .raw = std::string(raw), .status = "failed",
-                               .ack = {}, .error = {}, .attempts = attempts};
-  // A failure: the AE/AR, kept as a dead letter when the message can be keyed.
-  auto fail = [&](const hl7::Hl7Error& e) {
-    std::string ack = hl7::BuildAck(h, e.reject ? hl7::AckCode::kReject : hl7::AckCode::kError, &e, NextControlId(), now);
-    if (!record.sender.empty() && !record.control_id.empty()) {
+                               .received = NowMicros(), .raw = std::string(raw), .status = "queued",
+                               .ack = {}, .error = {}, .attempts = 1};
+  hl7::Hl7Error error;
+  auto prepared = Prepare(raw, &error);
+  if (!prepared) {
+    std::string ack = hl7::BuildAck(h, error.reject ? hl7::AckCode::kReject : hl7::AckCode::kError, &error,
+                                    s.NextControlId(), now);
+    log::Warn("hl7 sender={} control={} type={} refused: {}", record.sender, record.control_id, record.type,
+              error.Describe());
+    if (keyable) {
       record.ack = ack;
-      record.error = e.Describe();
-      Status st = store_->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); });
-      if (!st.ok()) {
-        log::Error("hl7 sender={} control={} dead letter not recorded: {}", record.sender, record.control_id, st.ToString());
+      if (!s.DeadLetter(record, error.Describe())) {
         hl7::Hl7Error internal;
         internal.text = "the platform could not record the message; send it again";
-        return hl7::BuildAck(h, hl7::AckCode::kError, &internal, NextControlId(), now);
+        return hl7::BuildAck(h, hl7::AckCode::kError, &internal, s.NextControlId(), now);
       }
     }
-    log::Warn("hl7 sender={} control={} type={} refused: {}", record.sender, record.control_id, record.type, e.Describe());
     return ack;
-  };
-  hl7::Hl7Error error;
-  auto message = hl7::Parse(raw, &error);
-  if (!message) return fail(error);
-  auto mapped = hl7::MapToFhir(*message, &error);
-  if (!mapped) return fail(error);
-  const std::string ack = hl7::BuildAck(h, hl7::AckCode::kAccept, nullptr, NextControlId(), now);
-  fhir::RestRequest req;
-  req.method = "POST";
-  req.body = std::move(mapped->bundle);
-  req.base_url = "urn:rhip:hl7";
-  req.in_transaction = [&](store::WriteTransaction& tx) {
-    store::InboundMessage done = record;
-    done.status = "processed";
-    done.ack = ack;
-    return tx.PutMessage(done);
-  };
-  fhir::RestResponse resp = fhir_->Handle(req);
-  if (resp.status == 200) return ack;
-  hl7::Hl7Error refused;
-  refused.code = hl7::ErrorCode::kApplicationInternal;
-  refused.text = OutcomeText(resp.body);
-  if (resp.status >= 500) {  // transient: not a dead letter, so sending it again is tried afresh
-    refused.text = "the platform could not store the message (" + refused.text + "); send it again";
-    log::Error("hl7 sender={} control={} not stored: {}", record.sender, record.control_id, refused.text);
-    return hl7::BuildAck(h, hl7::AckCode::kError, &refused, NextControlId(), now);
   }
-  return fail(refused);
+  // Bounded queue: a sender faster than the appliers waits here for room.
+  {
+    std::unique_lock lock(s.mu);
+    s.space_cv.wait(lock, [&] { return s.stopping || s.queued < s.options.max_queued; });
+    ++s.queued;
+  }
+  record.ack = hl7::BuildAck(h, hl7::AckCode::kAccept, nullptr, s.NextControlId(), now);
+  Status st = s.inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); });
+  if (!st.ok()) {
+    {
+      std::lock_guard lock(s.mu);
+      --s.queued;
+    }
+    s.space_cv.notify_all();
+    hl7::Hl7Error internal;
+    internal.text = "the platform could not store the message (" + st.message() + "); send it again";
+    log::Error("hl7 sender={} control={} not stored: {}", record.sender, record.control_id, st.ToString());
+    return hl7::BuildAck(h, hl7::AckCode::kError, &internal, s.NextControlId(), now);
+  }
+  std::string ack = record.ack;
+  s.Enqueue({std::move(record), std::move(*prepared)});
+  return ack;
 }
 
 StatusOr<ReplaySummary> Hl7Processor::Replay(int limit) {
-  ASSIGN_OR_RETURN(auto dead, store_->Messages("failed", limit));
-  ReplaySummary s;
-  for (const auto& m : dead) {
-    ++s.attempted;
-    const std::string ack = Apply(m.raw, m.attempts + 1);
-    const bool ok = ack.find("\rMSA|AA|") != std::string::npos;
-    (ok ? s.processed : s.failed)++;
+  Impl& s = *impl_;
+  ASSIGN_OR_RETURN(auto dead, s.inbox->Messages("failed", limit));
+  ReplaySummary sum;
+  for (auto& record : dead) {
+    ++sum.attempted;
+    ++record.attempts;
+    hl7::Hl7Error error;
+    auto prepared = Prepare(record.raw, &error);
+    std::string reason;
+    if (prepared) {
+      // Applied now: from here on a re-send gets AA.
+      store::InboundMessage accepted = record;
+      accepted.ack = hl7::BuildAck(hl7::Identify(record.raw), hl7::AckCode::kAccept, nullptr, s.NextControlId(), Hl7Now());
+      if (s.Apply(accepted, prepared->bundle, &reason) == Impl::Outcome::kProcessed) {
+        ++sum.processed;
+        continue;
+      }
+    } else {
+      reason = error.Describe();
+    }
+    ++sum.failed;
+    record.status = "failed";
+    record.error = reason;
+    RETURN_IF_ERROR(s.inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); }));
   }
-  return s;
+  return sum;
+}
+
+Hl7Stats Hl7Processor::Stats() const {
+  std::lock_guard lock(impl_->mu);
+  return {impl_->queued, impl_->processed, impl_->failed};
+}
+
+bool Hl7Processor::WaitIdle(double seconds) {
+  std::unique_lock lock(impl_->mu);
+  return impl_->idle_cv.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return impl_->queued == 0; });
 }
 
 }  // namespace rhip::ingest

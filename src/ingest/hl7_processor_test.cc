@@ -26,6 +26,13 @@ class ProcessorTest : public ::testing::Test {
     store_ = std::move(*s);
     fhir_ = fhir::NewFhirService(store_.get());
     processor_ = std::make_unique<Hl7Processor>(store_.get(), fhir_.get());
+    ASSERT_TRUE(processor_->Start().ok());
+  }
+  void TearDown() override { processor_.reset(); }
+  std::string ProcessAndApply(const std::string& msg) {
+    std::string ack = processor_->Process(msg);
+    EXPECT_TRUE(processor_->WaitIdle(30));
+    return ack;
   }
   fhir::Json Search(const std::string& type, const std::string& param, const std::string& value) {
     fhir::RestRequest r;
@@ -48,7 +55,7 @@ class ProcessorTest : public ::testing::Test {
 };
 
 TEST_F(ProcessorTest, AcceptedMessageIsStoredWithItsEffectsAndAResendChangesNothing) {
-  const std::string ack = processor_->Process(kAdt);
+  const std::string ack = ProcessAndApply(kAdt);
   EXPECT_EQ(Msa(ack), "AA") << ack;
   auto patients = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
   ASSERT_EQ(patients["total"].GetInt(), 1);
@@ -60,7 +67,7 @@ TEST_F(ProcessorTest, AcceptedMessageIsStoredWithItsEffectsAndAResendChangesNoth
   EXPECT_EQ((*record)->raw, kAdt);
   EXPECT_EQ((*record)->ack, ack);
   // The same message again: the same ACK, byte for byte, and no new version.
-  EXPECT_EQ(processor_->Process(kAdt), ack);
+  EXPECT_EQ(ProcessAndApply(kAdt), ack);
   auto again = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
   EXPECT_EQ(std::string(again["entry"][0]["resource"]["meta"]["versionId"].GetString()), "1");
   // A new message about the same registration updates it in place (conditional update).
@@ -68,7 +75,7 @@ TEST_F(ProcessorTest, AcceptedMessageIsStoredWithItsEffectsAndAResendChangesNoth
   update.replace(update.find("CTRL-1"), 6, "CTRL-2");
   update.replace(update.find("ADT^A04"), 7, "ADT^A08");
   update.replace(update.find("13812345678"), 11, "13900000000");
-  EXPECT_EQ(Msa(processor_->Process(update)), "AA");
+  EXPECT_EQ(Msa(ProcessAndApply(update)), "AA");
   auto updated = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
   ASSERT_EQ(updated["total"].GetInt(), 1);
   EXPECT_EQ(std::string(updated["entry"][0]["resource"]["telecom"][0]["value"].GetString()), "13900000000");
@@ -108,9 +115,14 @@ TEST_F(ProcessorTest, BadMessagesAreDeadLettersWithTheirReasonAndReplayWorksOnce
   }
   std::string good = kAdt;
   good.replace(good.find("CTRL-1"), 6, "CTRL-3");
-  const std::string refused = processor_->Process(good);
-  EXPECT_EQ(Msa(refused), "AE");
-  EXPECT_NE(refused.find("several"), std::string::npos) << refused;
+  // Accepted (it is a valid message), then refused by the store when applied: a dead letter.
+  const std::string accepted = ProcessAndApply(good);
+  EXPECT_EQ(Msa(accepted), "AA");
+  auto refused = store_->ReadMessage("330402-H01", "CTRL-3");
+  EXPECT_EQ((*refused)->status, "failed");
+  EXPECT_NE((*refused)->error.find("several"), std::string::npos) << (*refused)->error;
+  EXPECT_EQ(processor_->Stats().failed, 3);
+  EXPECT_EQ(ProcessAndApply(good), accepted) << "a re-send gets the ACK it got";
   fhir::RestRequest del;
   del.method = "DELETE";
   del.path = "Patient/dup-b";
@@ -130,6 +142,77 @@ TEST_F(ProcessorTest, BadMessagesAreDeadLettersWithTheirReasonAndReplayWorksOnce
 
 // The listener: framing, bad framing, oversized frames, and that one bad peer
 // does not stop another.
+TEST_F(ProcessorTest, AcceptedButUnappliedMessagesAreAppliedAfterARestart) {
+  // A processor that accepts but is stopped before applying: as after a crash.
+  processor_->Stop();
+  Hl7Processor stopped(store_.get(), fhir_.get());
+  EXPECT_EQ(Msa(stopped.Process(kAdt)), "AA");
+  EXPECT_EQ((*store_->ReadMessage("330402-H01", "CTRL-1"))->status, "queued");
+  EXPECT_EQ(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001")["total"].GetInt(), 0);
+  Hl7Processor restarted(store_.get(), fhir_.get());
+  ASSERT_TRUE(restarted.Start().ok());
+  ASSERT_TRUE(restarted.WaitIdle(30));
+  EXPECT_EQ((*store_->ReadMessage("330402-H01", "CTRL-1"))->status, "processed");
+  EXPECT_EQ(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001")["total"].GetInt(), 1);
+  EXPECT_EQ(restarted.Stats().processed, 1);
+}
+
+TEST_F(ProcessorTest, WithItsOwnReceiveLogAMessageIsNeverAppliedTwice) {
+  processor_->Stop();
+  auto opened = store::OpenStore({.url = "sqlite::memory:", .read_connections = 2});
+  ASSERT_TRUE(opened.ok());
+  std::unique_ptr<store::Store> inbox = std::move(*opened);
+  {
+    Hl7Processor p(store_.get(), fhir_.get(), {}, inbox.get());
+    ASSERT_TRUE(p.Start().ok());
+    EXPECT_EQ(Msa(p.Process(kAdt)), "AA");
+    ASSERT_TRUE(p.WaitIdle(30));
+  }
+  EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-1"))->status, "processed");
+  auto mark = store_->ReadMessage("330402-H01", "CTRL-1");
+  ASSERT_TRUE(mark->has_value()) << "the applied mark is in the FHIR store";
+  EXPECT_TRUE((*mark)->raw.empty()) << "without the raw bytes, which the receive log keeps";
+  // A crash after the FHIR commit but before the receive log caught up: it still says queued.
+  store::InboundMessage behind = **inbox->ReadMessage("330402-H01", "CTRL-1");
+  behind.status = "queued";
+  ASSERT_TRUE(inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(behind); }).ok());
+  // And one accepted message never applied at all.
+  std::string second = kAdt;
+  second.replace(second.find("CTRL-1"), 6, "CTRL-2");
+  second.replace(second.find("MR001"), 5, "MR002");
+  {
+    Hl7Processor accepting_only(store_.get(), fhir_.get(), {}, inbox.get());
+    EXPECT_EQ(Msa(accepting_only.Process(second)), "AA");
+  }
+  Hl7Processor restarted(store_.get(), fhir_.get(), {}, inbox.get());
+  ASSERT_TRUE(restarted.Start().ok());
+  ASSERT_TRUE(restarted.WaitIdle(30));
+  EXPECT_EQ(restarted.Stats().processed, 1) << "only the unapplied one";
+  auto p1 = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
+  EXPECT_EQ(std::string(p1["entry"][0]["resource"]["meta"]["versionId"].GetString()), "1") << "not applied twice";
+  EXPECT_EQ(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR002")["total"].GetInt(), 1);
+  EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-1"))->status, "processed");
+  EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-2"))->status, "processed");
+}
+
+TEST_F(ProcessorTest, MessagesAboutOnePatientAreAppliedInOrder) {
+  // Registration, then five updates of the phone: the last one wins.
+  std::string last;
+  for (int i = 0; i < 6; ++i) {
+    std::string m = kAdt;
+    m.replace(m.find("CTRL-1"), 6, "ORD-" + std::to_string(i));
+    if (i > 0) m.replace(m.find("ADT^A04"), 7, "ADT^A08");
+    last = "1390000000" + std::to_string(i);
+    m.replace(m.find("13812345678"), 11, last);
+    EXPECT_EQ(Msa(processor_->Process(m)), "AA");
+  }
+  ASSERT_TRUE(processor_->WaitIdle(30));
+  auto p = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
+  ASSERT_EQ(p["total"].GetInt(), 1);
+  EXPECT_EQ(std::string(p["entry"][0]["resource"]["telecom"][0]["value"].GetString()), last);
+  EXPECT_EQ(std::string(p["entry"][0]["resource"]["meta"]["versionId"].GetString()), "6");
+}
+
 TEST_F(ProcessorTest, MllpListenerAnswersEveryFrameAndSurvivesBadPeers) {
   MllpServer server({.bind = "127.0.0.1", .port = 0, .io_threads = 2, .workers = 4, .max_message_bytes = 64 * 1024},
                     [this](std::string_view m) { return processor_->Process(m); });
@@ -139,6 +222,8 @@ TEST_F(ProcessorTest, MllpListenerAnswersEveryFrameAndSurvivesBadPeers) {
   auto ack = good.Send(kAdt);
   ASSERT_TRUE(ack.ok()) << ack.status().ToString();
   EXPECT_EQ(Msa(*ack), "AA");
+  // AA means stored: the message is in the store before the ACK left.
+  EXPECT_TRUE(store_->ReadMessage("330402-H01", "CTRL-1")->has_value());
   // An oversized frame is read to its end and refused with AR; the connection stays usable.
   std::string big = kAdt;
   big.replace(big.find("CTRL-1"), 6, "CTRL-BIG");

@@ -62,6 +62,17 @@ async function send(texts, encoding = 'utf-8') {
   return acks;
 }
 
+// AA means stored; the resources follow once the appliers have caught up.
+async function drained() {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const s = await (await fetch(`${server.base}/api/hl7/status`)).json();
+    if (s.queued === 0) return s;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the HL7 queue did not drain in 60 s');
+}
+
 async function search(query) {
   const res = await fetch(`${server.fhir}/${query}`);
   assert.equal(res.status, 200, query);
@@ -75,6 +86,7 @@ test('ADT^A04 registrations (UTF-8 and GB18030) become the same Patients the gen
   const gb = messages('adt-gb18030.hl7', 'latin1').slice(0, 15);
   const acks = [...(await send(utf8)), ...(await send(gb, 'latin1'))];
   for (const ack of acks) assert.equal(ack.get('MSA.1').toString(), 'AA', ack.toString());
+  await drained();
   const expected = new Map(ndjson('Patient').map((p) => [mrnOf(p).system + '|' + mrnOf(p).value, p]));
   let checked = 0;
   for (const text of [...utf8, ...gb.map((m) => Buffer.from(m, 'latin1').toString('utf8'))]) {
@@ -104,6 +116,7 @@ test('ORU^R01 results become DiagnosticReports and Observations with the generat
   const oru = messages('oru.hl7').slice(0, 30);
   const acks = await send(oru);
   for (const ack of acks) assert.equal(ack.get('MSA.1').toString(), 'AA', ack.toString());
+  await drained();
   const reports = new Map(ndjson('DiagnosticReport').map((r) => [r.id, r]));
   const observations = new Map(ndjson('Observation').map((o) => [o.id, o]));
   for (const text of oru) {
@@ -145,6 +158,7 @@ test('VXU^V04 vaccinations become the generator Immunizations', async () => {
   assert.ok(vxu.length > 0);
   const acks = await send(vxu);
   for (const ack of acks) assert.equal(ack.get('MSA.1').toString(), 'AA', ack.toString());
+  await drained();
   const patients = new Map(ndjson('Patient').map((p) => [p.id, p]));
   const immunizations = ndjson('Immunization');
   for (const text of vxu) {

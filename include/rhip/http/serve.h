@@ -20,6 +20,12 @@ struct ServeOptions {
   ServerOptions server;
   std::string static_dir;  // the web UI's built files; empty = none
   fhir::FhirServiceOptions fhir;  // page sizes; operations registered by other layers (Bulk Data)
+  // More routes from other layers (e.g. GET /api/hl7/status), added as they are.
+  struct ExtraRoute {
+    std::string method, prefix;
+    Handler handler;
+  };
+  std::vector<ExtraRoute> extra_routes;
 };
 
 // Builds the routes and serves until SIGTERM/SIGINT. `on_listening` is called
