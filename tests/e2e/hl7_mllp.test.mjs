@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Message } from 'node-hl7-client';
@@ -197,4 +198,37 @@ test('a bad message gets AE naming the field; the same control id again gets the
   const [ok2] = await send([first]);
   assert.equal(ok1.get('MSA.1').toString(), 'AA');
   assert.equal(ok2.toString(), ok1.toString());
+});
+
+// Raw MLLP over a socket, for what a well-behaved client library will not send.
+function rawExchange(bytes, { timeoutMs = 20000 } = {}) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port: server.mllpPort, host: '127.0.0.1' });
+    let got = Buffer.alloc(0);
+    const done = (closed) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ reply: got.toString('utf8'), closed });
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on('data', (c) => {
+      got = Buffer.concat([got, c]);
+      if (got.includes(0x1c)) done(false);
+    });
+    socket.on('close', () => done(true));
+    socket.on('error', () => done(true));
+    socket.write(bytes);
+  });
+}
+
+test('a 50 MB frame gets AR, garbage gets the connection closed, and the listener keeps serving', async () => {
+  const [one] = messages('adt.hl7').slice(200, 201);
+  const huge = one.replace(/\|ADT\^A04\^ADT_A01\|([^|]+)\|/, '|ADT^A04^ADT_A01|$1-huge|') + '\rNTE|1||' + 'x'.repeat(50 * 1024 * 1024);
+  const big = await rawExchange(Buffer.concat([Buffer.from([0x0b]), Buffer.from(huge), Buffer.from([0x1c, 0x0d])]));
+  assert.match(big.reply, /\rMSA\|AR\|/);
+  assert.match(big.reply, /exceeds/);
+  const garbage = await rawExchange(Buffer.alloc(10000, 'g'));
+  assert.equal(garbage.closed, true, 'a peer that sends no MLLP frame is disconnected');
+  const [ack] = await send([one]);
+  assert.equal(ack.get('MSA.1').toString(), 'AA', 'other connections are served as before');
 });
