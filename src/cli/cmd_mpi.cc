@@ -1,6 +1,7 @@
 // rhip mpi: the master patient index from the command line. `link` clusters FHIR
 // Patient records into persons (batch Fellegi-Sunter); `evaluate` scores a
 // linkage against the generator's truth (pairwise precision, recall, F1).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -34,6 +35,23 @@ StatusOr<std::map<std::string, std::string>> ReadPairsCsv(const std::string& pat
     if (!std::getline(ss, a, ',') || !std::getline(ss, b, ','))
       return InvalidArgument(path + ":" + std::to_string(n) + ": expected record_id,person_id");
     out[a] = b;
+  }
+  return out;
+}
+
+// Column `col` (0-based) of a CSV with a header, keyed by its first column.
+StatusOr<std::map<std::string, std::string>> ReadColumn(const std::string& path, int col) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot read " + path);
+  std::map<std::string, std::string> out;
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    std::string c;
+    while (std::getline(ss, c, ',')) cols.push_back(c);
+    if (static_cast<int>(cols.size()) > col) out[cols[0]] = cols[static_cast<size_t>(col)];
   }
   return out;
 }
@@ -89,6 +107,30 @@ int RunEvaluate(const EvalFlags& f) {
               static_cast<long long>(q.true_pairs), static_cast<long long>(q.predicted_pairs),
               static_cast<long long>(q.correct_pairs));
   std::printf("precision %.5f  recall %.5f  F1 %.5f\n", q.precision(), q.recall(), q.f1());
+  // Records registered without an ID number (the generator's truth says "id-missing"):
+  // is each one placed with exactly its own person's other records?
+  auto corruptions = ReadColumn(f.truth, 2);
+  if (corruptions.ok()) {
+    std::map<std::string, std::vector<std::string>> by_pred, by_truth;
+    for (const auto& [record, person] : *links)
+      if (truth->count(record)) {
+        by_pred[person].push_back(record);
+        by_truth[truth->at(record)].push_back(record);
+      }
+    int64_t without = 0, exact = 0;
+    for (const auto& [record, person] : *links) {
+      auto c = corruptions->find(record);
+      if (c == corruptions->end() || c->second.find("id-missing") == std::string::npos) continue;
+      ++without;
+      auto a = by_pred[person], b = by_truth[truth->at(record)];
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      exact += a == b;
+    }
+    if (without > 0)
+      std::printf("records without an ID number: %lld; placed with exactly their own person's records: %.4f\n",
+                  static_cast<long long>(without), static_cast<double>(exact) / static_cast<double>(without));
+  }
   return 0;
 }
 

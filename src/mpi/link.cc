@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -114,16 +115,33 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
 StatusOr<std::vector<PatientRecord>> ReadPatientNdjson(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("cannot read " + path);
-  std::vector<PatientRecord> out;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    auto r = RecordFromPatientJson(line);
-    if (!r.ok()) return InvalidArgument(path + ":" + std::to_string(n) + ": " + r.status().message());
-    out.push_back(std::move(*r));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  // Parsing and normalizing is most of the work: both cores share it.
+  std::vector<PatientRecord> out(lines.size());
+  struct FirstError {
+    size_t line = SIZE_MAX;
+    std::string message;
+  };
+  std::vector<FirstError> errors(2);
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < 2; ++w) {
+    workers.emplace_back([&, w] {
+      for (size_t i = w; i < lines.size(); i += 2) {
+        if (lines[i].empty()) continue;
+        auto r = RecordFromPatientJson(lines[i]);
+        if (!r.ok()) {
+          if (errors[w].line == SIZE_MAX) errors[w] = {i + 1, r.status().message()};
+          continue;
+        }
+        out[i] = std::move(*r);
+      }
+    });
   }
+  for (auto& t : workers) t.join();
+  const FirstError& first = errors[0].line < errors[1].line ? errors[0] : errors[1];  // in file order
+  if (first.line != SIZE_MAX) return InvalidArgument(path + ":" + std::to_string(first.line) + ": " + first.message);
+  out.erase(std::remove_if(out.begin(), out.end(), [](const PatientRecord& r) { return r.id.empty(); }), out.end());
   return out;
 }
 
@@ -170,45 +188,58 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
   auto rec = [&](size_t k) -> const PatientRecord& { return input[order[k]]; };
   Timer timer;
 
-  // 1. Blocking.
-  std::unordered_set<uint64_t> pairs;
-  auto rule = [&](const char* name, auto key_of) {
+  // 1. Blocking: each rule makes its pairs on its own (rules run on two threads).
+  using KeyFn = std::string (*)(const PatientRecord&);
+  const std::vector<std::pair<const char*, KeyFn>> rules = {
+      {"id-number", [](const PatientRecord& r) { return r.id_number.number; }},
+      {"health-card", [](const PatientRecord& r) { return r.health_card; }},
+      {"phone", [](const PatientRecord& r) { return IsMobile(r.phone) ? r.phone : std::string(); }},
+      {"fuzzy-name+birth",
+       [](const PatientRecord& r) { return r.name.empty() || r.birth.empty() ? std::string() : r.name.fuzzy + "|" + r.birth; }},
+      {"fuzzy-name+birth-swapped",
+       [](const PatientRecord& r) {
+         if (r.name.empty() || r.birth.size() != 10) return std::string();
+         std::string m = r.birth.substr(5, 2), d = r.birth.substr(8, 2);
+         if (m > d) std::swap(m, d);
+         return r.name.fuzzy + "|" + r.birth.substr(0, 4) + m + d;
+       }},
+      {"birth+sex+county+initials",
+       [](const PatientRecord& r) {
+         return r.birth.empty() || r.name.empty()
+                    ? std::string()
+                    : r.birth + "|" + std::to_string(static_cast<int>(r.sex)) + "|" + r.county + "|" + r.name.initials;
+       }},
+  };
+  std::vector<std::vector<uint64_t>> made(rules.size());
+  auto run_rule = [&](size_t ri) {
     std::unordered_map<std::string, std::vector<uint32_t>> buckets;
+    buckets.reserve(n);
     for (size_t k = 0; k < n; ++k) {
-      std::string key = key_of(rec(k));
+      std::string key = rules[ri].second(rec(k));
       if (!key.empty()) buckets[std::move(key)].push_back(static_cast<uint32_t>(k));
     }
-    int64_t made = 0;
     for (auto& [key, members] : buckets) {
       if (members.size() < 2 || members.size() > kMaxBucket) continue;
       for (size_t x = 0; x < members.size(); ++x)
-        for (size_t y = x + 1; y < members.size(); ++y) {
-          pairs.insert(static_cast<uint64_t>(members[x]) << 32 | members[y]);
-          ++made;
-        }
+        for (size_t y = x + 1; y < members.size(); ++y) made[ri].push_back(static_cast<uint64_t>(members[x]) << 32 | members[y]);
     }
-    st.pairs_per_rule.emplace_back(name, made);
   };
-  rule("id-number", [](const PatientRecord& r) { return r.id_number.number; });
-  rule("health-card", [](const PatientRecord& r) { return r.health_card; });
-  rule("phone", [](const PatientRecord& r) { return IsMobile(r.phone) ? r.phone : std::string(); });
-  rule("fuzzy-name+birth", [](const PatientRecord& r) {
-    return r.name.empty() || r.birth.empty() ? std::string() : r.name.fuzzy + "|" + r.birth;
-  });
-  rule("fuzzy-name+birth-swapped", [](const PatientRecord& r) {
-    if (r.name.empty() || r.birth.size() != 10) return std::string();
-    std::string m = r.birth.substr(5, 2), d = r.birth.substr(8, 2);
-    if (m > d) std::swap(m, d);
-    return r.name.fuzzy + "|" + r.birth.substr(0, 4) + m + d;
-  });
-  rule("birth+sex+county+initials", [](const PatientRecord& r) {
-    return r.birth.empty() || r.name.empty() ? std::string()
-                                              : r.birth + "|" + std::to_string(static_cast<int>(r.sex)) + "|" + r.county + "|" + r.name.initials;
-  });
-  st.candidate_pairs = static_cast<int64_t>(pairs.size());
-  std::vector<uint64_t> pair_list(pairs.begin(), pairs.end());
+  {
+    std::thread other([&] {
+      for (size_t ri = 1; ri < rules.size(); ri += 2) run_rule(ri);
+    });
+    for (size_t ri = 0; ri < rules.size(); ri += 2) run_rule(ri);
+    other.join();
+  }
+  std::vector<uint64_t> pair_list;
+  for (size_t ri = 0; ri < rules.size(); ++ri) {
+    st.pairs_per_rule.emplace_back(rules[ri].first, static_cast<int64_t>(made[ri].size()));
+    pair_list.insert(pair_list.end(), made[ri].begin(), made[ri].end());
+    std::vector<uint64_t>().swap(made[ri]);
+  }
   std::sort(pair_list.begin(), pair_list.end());
-  pairs.clear();
+  pair_list.erase(std::unique(pair_list.begin(), pair_list.end()), pair_list.end());
+  st.candidate_pairs = static_cast<int64_t>(pair_list.size());
   st.seconds_blocking = timer.Lap();
 
   // 2. u from random pairs (deterministic: seeded, over the id-sorted records).
