@@ -11,6 +11,7 @@
 #include "rhip/gen/generator.h"
 #include "rhip/http/serve.h"
 #include "rhip/ingest/bulk_data.h"
+#include "rhip/mpi/empi_service.h"
 #include "rhip/ingest/ndjson_import.h"
 #include "rhip/store/store.h"
 
@@ -68,6 +69,11 @@ int RunDemo(const DemoFlags& f) {
   ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
   http::ServeOptions o;
   o.fhir.operations = bulk.Operations();
+  // The EMPI's index of every Patient, current with every write: Patient/$match.
+  mpi::EmpiService empi(store->get());
+  if (Status st = empi.Load(); !st.ok()) return Fail("demo", st.ToString());
+  o.fhir.operations.push_back(empi.MatchOperation());
+  o.fhir.on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
   o.server.bind = f.bind;
   o.server.port = f.port;
   if (fs::is_directory("web/dist", ec)) o.static_dir = "web/dist";

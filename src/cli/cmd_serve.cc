@@ -7,6 +7,7 @@
 #include "rhip/fhir/rest.h"
 #include "rhip/http/serve.h"
 #include "rhip/ingest/bulk_data.h"
+#include "rhip/mpi/empi_service.h"
 #include "rhip/ingest/hl7_processor.h"
 #include "rhip/ingest/mllp_server.h"
 #include "rhip/store/store.h"
@@ -31,6 +32,10 @@ int RunServe(const ServeFlags& f) {
   if (ec) return Fail("serve", "cannot create data folder " + f.data + ": " + ec.message());
   auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db"});
   if (!store.ok()) return Fail("serve", store.status().ToString());
+  // The EMPI's index of every Patient, kept current by every write (REST and HL7): Patient/$match.
+  mpi::EmpiService empi(store->get());
+  if (Status st = empi.Load(); !st.ok()) return Fail("serve", st.ToString());
+  auto on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
   // HL7 v2 over MLLP beside the HTTP API, on the same store.
   std::unique_ptr<fhir::FhirService> hl7_fhir;
   std::unique_ptr<ingest::Hl7Processor> hl7;
@@ -40,7 +45,9 @@ int RunServe(const ServeFlags& f) {
     auto opened = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .read_connections = 4});
     if (!opened.ok()) return Fail("serve", opened.status().ToString());
     inbox = std::move(*opened);
-    hl7_fhir = fhir::NewFhirService(store->get());
+    fhir::FhirServiceOptions hl7_options;
+    hl7_options.on_written = on_written;
+    hl7_fhir = fhir::NewFhirService(store->get(), hl7_options);
     hl7 = std::make_unique<ingest::Hl7Processor>(store->get(), hl7_fhir.get(),
                                                  ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
     if (Status st = hl7->Start(); !st.ok()) return Fail("serve", st.ToString());
@@ -53,6 +60,8 @@ int RunServe(const ServeFlags& f) {
   ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
   http::ServeOptions o;
   o.fhir.operations = bulk.Operations();
+  o.fhir.operations.push_back(empi.MatchOperation());
+  o.fhir.on_written = on_written;
   if (hl7) {
     // The HL7 queue, for operators and tests: accepted but not yet applied, applied, dead letters.
     o.extra_routes.push_back({"GET", "/api/hl7/status", [p = hl7.get()](const http::HttpRequest&) {

@@ -261,6 +261,7 @@ class Service : public FhirService {
   }
 
   RestResponse WriteResponse(const RestRequest& req, const WriteOutcome& w) {
+    if (w.wrote || w.status == 201) Notify(w.stored);
     RestResponse r;
     r.status = w.status;
     AddVersionHeaders(r, w.stored, req.base_url, w.status == 201 || w.wrote);
@@ -420,9 +421,15 @@ class Service : public FhirService {
       return tx.Delete({type, id, cur->version + 1, now});
     });
     if (!st.ok()) return ErrorResponse(st);
+    Notify({type, id, 0, now, true, "DELETE", ""});
     RestResponse r;
     r.status = 204;
     return r;
+  }
+
+  // Tells the observer (the EMPI's index) what was committed.
+  void Notify(const store::ResourceVersion& v) const {
+    if (options_.on_written) options_.on_written(v);
   }
 
   // ---- Bundles -------------------------------------------------------------
@@ -1053,6 +1060,10 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
     return req.in_transaction ? req.in_transaction(tx) : Status::Ok();
   });
   if (!st.ok()) return ErrorResponse(st);
+  for (const Entry& e : entries) {
+    if (e.method == "DELETE") Notify({e.type, e.id, 0, now, true, "DELETE", ""});
+    else if (e.method == "PUT" || (e.method == "POST" && e.status == 201)) Notify(e.stored);  // not a conditional match
+  }
 
   BundleWriter out("transaction-response");
   out.BeginEntries();

@@ -57,6 +57,10 @@ struct FhirServiceOptions {
   int default_page_size = 20;
   int max_page_size = 1000;
   std::vector<std::pair<std::string, OperationHandler>> operations;  // "$export" → handler
+  // Called after each committed create, update or delete (the new version; a
+  // delete has deleted = true and no JSON), e.g. to keep the EMPI's index current.
+  // Runs on the request's thread: keep it quick.
+  std::function<void(const store::ResourceVersion&)> on_written;
 };
 
 class FhirService {

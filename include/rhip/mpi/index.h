@@ -1,0 +1,73 @@
+// The online side of the EMPI: an in-memory index of every Patient record,
+// kept current as Patients are written, answering "who is this?" for one
+// record at a time (Patient/$match, and later incremental linking).
+//
+// Candidates come from the same blocking keys as the batch linkage (ID number,
+// health card, mobile phone, fuzzy name + birth date, …) and are scored with
+// the same Fellegi-Sunter weights (a MatchModel: m and u per comparison level,
+// estimated by the batch linkage's EM on the region's data).
+//
+// Thread-safety: Upsert/Remove and Match may be called concurrently (a
+// reader-writer lock; matching only reads).
+//
+// Example:
+//   PatientIndex index(DefaultModel());
+//   index.Upsert(record);
+//   for (const auto& c : index.Match(query, 5)) ... c.id, c.weight, c.grade
+#pragma once
+
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "rhip/mpi/link.h"
+
+namespace rhip::mpi {
+
+struct MatchModel {
+  std::array<std::array<double, kMaxLevels>, kFieldCount> m{}, u{};
+  double certain = 16;   // weight (log2) at or above which a match is certain
+  double probable = 8;   // … probable (the batch linkage's default threshold)
+  double possible = 3;   // … possible; below: not a match
+  // Σ log2(m/u) over the fields compared; `name_u` (> 0) replaces u for an exact name.
+  double Weight(const Levels& levels, double name_u = 0) const;
+};
+
+// m and u as the batch linkage's EM estimated them on a generated region
+// (bench/RESULTS.md); `rhip mpi link` prints the ones of your data.
+MatchModel DefaultModel();
+
+enum class Grade { kCertain, kProbable, kPossible, kNone };
+const char* GradeCode(Grade g);  // FHIR match-grade: certain, probable, possible, certainly-not
+
+struct MatchCandidate {
+  std::string id;  // Patient id
+  double weight = 0;
+  Grade grade = Grade::kNone;
+  Levels levels{};
+};
+
+class PatientIndex {
+ public:
+  explicit PatientIndex(MatchModel model);
+  void Upsert(PatientRecord record);  // replaces the record with the same id
+  void Remove(const std::string& id);
+  // Candidates graded possible or better, best first (ties by id); at most `count`.
+  std::vector<MatchCandidate> Match(const PatientRecord& query, int count) const;
+  size_t size() const;
+
+ private:
+  void Unindex(const PatientRecord& r);
+  std::vector<std::string> Keys(const PatientRecord& r) const;
+
+  MatchModel model_;
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, PatientRecord> records_;
+  std::unordered_map<std::string, std::unordered_set<std::string>> blocks_;  // blocking key → record ids
+  std::unordered_map<std::string, int64_t> name_count_;
+};
+
+}  // namespace rhip::mpi
