@@ -114,6 +114,14 @@ std::string CapabilityStatementJson(const FhirServiceOptions& options) {
         kv("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
         w.EndObject();
       }
+      const bool matches = std::any_of(options.operations.begin(), options.operations.end(),
+                                       [](const auto& op) { return op.first == "$match"; });
+      if (type == "Patient" && matches) {  // the EMPI's Patient/$match
+        w.StartObject();
+        kv("name", "match");
+        kv("definition", "http://hl7.org/fhir/OperationDefinition/Patient-match");
+        w.EndObject();
+      }
       if (exports) {  // Bulk Data Access: Patient/$export and Group/[id]/$export
         w.StartObject();
         kv("name", "export");

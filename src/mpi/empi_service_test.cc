@@ -102,6 +102,12 @@ TEST_F(EmpiTest, MatchGradesCandidatesAndTheIndexFollowsEveryWrite) {
   EXPECT_EQ(empi_->index().size(), 3u);
 }
 
+TEST_F(EmpiTest, CapabilityStatementListsPatientMatch) {
+  auto r = Call("GET", "metadata", "");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("http://hl7.org/fhir/OperationDefinition/Patient-match"), std::string::npos);
+}
+
 TEST_F(EmpiTest, BadParametersAreRefusedWithTheReason) {
   EXPECT_EQ(Call("POST", "Patient/$match", R"({"resourceType":"Parameters"})").status, 400);
   EXPECT_EQ(Call("POST", "Patient/$match", R"({"resourceType":"Patient"})").status, 400);

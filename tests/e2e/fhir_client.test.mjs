@@ -114,3 +114,24 @@ test('capability statement lists the resource types', async () => {
     assert.ok(types.includes(t), `metadata lists ${t}`);
   }
 });
+
+test('Patient/$match finds another institution\'s registration of the same person', async () => {
+  const idNumber = '330402198805051237';
+  const mine = patient(idNumber, '陈静');
+  mine.identifier[0] = { system: 'http://rhip.health/id/mrn/330402-T1', value: 'T1-0001' };
+  await client.create({ resourceType: 'Patient', body: mine });
+  const query = patient(idNumber, '陳靜'); // traditional characters, as another clerk typed it
+  delete query.identifier[0];
+  query.identifier = query.identifier.filter(Boolean);
+  const result = await client.operation({
+    name: 'match',
+    resourceType: 'Patient',
+    input: { resourceType: 'Parameters', parameter: [{ name: 'resource', resource: query }, { name: 'count', valueInteger: 3 }] },
+  });
+  assert.equal(result.resourceType, 'Bundle');
+  assert.ok(result.entry.length >= 1);
+  const best = result.entry[0];
+  assert.equal(best.resource.identifier.find((i) => i.system === ID_SYSTEM).value, idNumber);
+  assert.equal(best.search.extension[0].url, 'http://hl7.org/fhir/StructureDefinition/match-grade');
+  assert.equal(best.search.extension[0].valueCode, 'certain');
+});
