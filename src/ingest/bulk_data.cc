@@ -231,20 +231,15 @@ struct BulkData::Impl {
         }
       }
       for (const auto& type : types) {
-        std::vector<std::pair<std::string, std::string>> params = {{"_count", "1000"}};
-        if (since) params.push_back({"_lastUpdated", "ge" + FormatInstant(*since)});
-        ASSIGN_OR_RETURN(auto parsed, fhir::ParseSearch(type, params, fhir::Handling::kStrict, 1000, 1000));
-        store::SearchQuery q = parsed.query;
-        while (!job.cancel) {
-          ASSIGN_OR_RETURN(auto page, store->Search(q));
-          for (const auto& v : page.resources) {
-            RETURN_IF_ERROR(out.Write(v));
-            progress();
-          }
-          if (!page.has_more) break;
-          q.offset += static_cast<int64_t>(page.resources.size());
-          q.snapshot_seq = page.snapshot_seq;
-        }
+        Status scanned = store->Scan(type, [&](const store::ResourceVersion& v) -> Status {
+          if (job.cancel) return Status(StatusCode::kUnavailable, "export cancelled");
+          if (since && v.last_updated < *since) return Status::Ok();
+          RETURN_IF_ERROR(out.Write(v));
+          progress();
+          return Status::Ok();
+        });
+        if (job.cancel) break;
+        RETURN_IF_ERROR(scanned);
       }
     } else {
       // Patient level: each patient and the resources of their compartment, each once.
@@ -260,16 +255,10 @@ struct BulkData::Impl {
       const bool want_patient = types.empty() || std::find(types.begin(), types.end(), "Patient") != types.end();
       std::vector<std::string> ids = *patients;
       if (all_patients) {
-        store::SearchQuery q;
-        q.type = "Patient";
-        q.count = 1000;
-        while (!job.cancel) {
-          ASSIGN_OR_RETURN(auto page, store->Search(q));
-          for (const auto& v : page.resources) ids.push_back(v.id);
-          if (!page.has_more) break;
-          q.offset += static_cast<int64_t>(page.resources.size());
-          q.snapshot_seq = page.snapshot_seq;
-        }
+        RETURN_IF_ERROR(store->Scan("Patient", [&](const store::ResourceVersion& v) {
+          ids.push_back(v.id);
+          return Status::Ok();
+        }));
       }
       std::unordered_set<std::string> seen;
       for (const auto& pid : ids) {

@@ -28,25 +28,17 @@ EmpiService::EmpiService(store::Store* store, MatchModel model)
     : store_(store), index_(std::make_shared<PatientIndex>(std::move(model))) {}
 
 Status EmpiService::Load() {
-  store::SearchQuery q;
-  q.type = "Patient";
-  q.count = 1000;
   int64_t loaded = 0, skipped = 0;
-  while (true) {
-    ASSIGN_OR_RETURN(auto page, store_->Search(q));
-    for (const auto& v : page.resources) {
-      auto r = RecordFromPatientJson(v.json);
-      if (!r.ok()) {
-        ++skipped;
-        continue;
-      }
-      index_->Upsert(std::move(*r));
-      ++loaded;
+  RETURN_IF_ERROR(store_->Scan("Patient", [&](const store::ResourceVersion& v) {
+    auto r = RecordFromPatientJson(v.json);
+    if (!r.ok()) {
+      ++skipped;
+      return Status::Ok();
     }
-    if (!page.has_more) break;
-    q.offset += static_cast<int64_t>(page.resources.size());
-    q.snapshot_seq = page.snapshot_seq;
-  }
+    index_->Upsert(std::move(*r));
+    ++loaded;
+    return Status::Ok();
+  }));
   log::Info("empi indexed {} Patient records ({} unreadable)", loaded, skipped);
   return Status::Ok();
 }

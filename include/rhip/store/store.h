@@ -166,6 +166,11 @@ class Store {
   // Inbound messages with this status ("failed": the dead letters), oldest first.
   virtual StatusOr<std::vector<InboundMessage>> Messages(std::string_view status, int limit) = 0;
 
+  // Every current (not deleted) resource of a type, in storage order, streamed to
+  // `fn` (which may stop the scan by returning an error, returned unchanged).
+  // For loading indexes and exports: unlike paging a search, cost grows linearly.
+  virtual Status Scan(std::string_view type, const std::function<Status(const ResourceVersion&)>& fn) = 0;
+
   // Number of current (not deleted) resources of a type, for metrics and tests.
   virtual StatusOr<int64_t> Count(std::string_view type) = 0;
 

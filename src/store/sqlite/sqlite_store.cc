@@ -611,6 +611,21 @@ class SqliteStore : public Store {
     return out;
   }
 
+  Status Scan(std::string_view type, const std::function<Status(const ResourceVersion&)>& fn) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    // A statement of its own (not the connection's cache): `fn` may read through the same store.
+    sqlite3_stmt* raw = nullptr;
+    const char* sql = "SELECT type, id, version, last_updated, deleted, json FROM resource WHERE type = ? AND deleted = 0 ORDER BY pk";
+    if (sqlite3_prepare_v2(c->raw(), sql, -1, &raw, nullptr) != SQLITE_OK)
+      return Status(StatusCode::kInternal, std::string("store: ") + sqlite3_errmsg(c->raw()));
+    Stmt s(c->raw(), raw);
+    s.BindStatic(1, type);
+    Status st;
+    while (s.Step(&st)) RETURN_IF_ERROR(fn(RowToVersion(&s, 0)));
+    return st;
+  }
+
   StatusOr<int64_t> Count(std::string_view type) override {
     ReadConn c(this);
     if (!c) return Unavailable();
