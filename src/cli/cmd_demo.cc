@@ -9,39 +9,42 @@
 #include "cli/command.h"
 #include "rhip/core/log.h"
 #include "rhip/gen/generator.h"
-#include "rhip/http/serve.h"
-#include "rhip/ingest/bulk_data.h"
-#include "rhip/mpi/empi_service.h"
+#include "cli/platform.h"
 #include "rhip/ingest/ndjson_import.h"
 #include "rhip/store/store.h"
 
 namespace rhip::cli {
 namespace {
 
+PlatformFlags DemoPlatform() {
+  PlatformFlags p;
+  p.data = "data/demo";
+  return p;
+}
+
 struct DemoFlags {
-  std::string data = "data/demo";
-  std::string bind = "127.0.0.1";
-  int port = 8080;
+  PlatformFlags platform = DemoPlatform();
   int64_t residents = 20000;
   int years = 3;
 };
 
-int RunDemo(const DemoFlags& f) {
+int RunDemo(DemoFlags f) {
+  const std::string& data = f.platform.data;
   namespace fs = std::filesystem;
   log::Init();
   std::error_code ec;
-  fs::create_directories(f.data, ec);
-  if (ec) return Fail("demo", "cannot create data folder " + f.data + ": " + ec.message());
-  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db"});
+  fs::create_directories(data, ec);
+  if (ec) return Fail("demo", "cannot create data folder " + data + ": " + ec.message());
+  auto store = store::OpenStore({.url = "sqlite:" + data + "/rhip.db"});
   if (!store.ok()) return Fail("demo", store.status().ToString());
-  const fs::path region = fs::path(f.data) / "region" / "fhir";
-  const fs::path marker = fs::path(f.data) / ".imported";
+  const fs::path region = fs::path(data) / "region" / "fhir";
+  const fs::path marker = fs::path(data) / ".imported";
   if (!fs::exists(marker, ec) && !fs::is_directory(region, ec)) {
     gen::GenOptions g;
     g.residents = f.residents;
     g.years = f.years;
     g.seed = 1;
-    g.out = (fs::path(f.data) / "region").string();
+    g.out = (fs::path(data) / "region").string();
     g.force = true;
     std::fprintf(stderr, "[demo] generating a demo region: %lld residents, %d years (rhip gen)\n",
                  static_cast<long long>(g.residents), g.years);
@@ -66,33 +69,14 @@ int RunDemo(const DemoFlags& f) {
     std::FILE* m = std::fopen(marker.c_str(), "w");
     if (m) std::fclose(m);
   }
-  ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
-  http::ServeOptions o;
-  o.fhir.operations = bulk.Operations();
-  // The EMPI's index of every Patient, current with every write: Patient/$match.
-  mpi::EmpiService empi(store->get());
-  if (Status st = empi.Load(); !st.ok()) return Fail("demo", st.ToString());
-  o.fhir.operations.push_back(empi.MatchOperation());
-  o.fhir.on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
-  o.server.bind = f.bind;
-  o.server.port = f.port;
-  if (fs::is_directory("web/dist", ec)) o.static_dir = "web/dist";
-  Status st = http::Serve(o, **store, [&](int port) {
-    std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
-    std::printf("  try: curl http://%s:%d/fhir/metadata\n", f.bind.c_str(), port);
-    std::fflush(stdout);
-  });
-  Status closed = (*store)->Close();
-  log::Shutdown();
-  if (!st.ok()) return Fail("demo", st.ToString());
-  return closed.ok() ? 0 : Fail("demo", closed.ToString());
+  if (f.platform.static_dir.empty() && fs::is_directory("web/dist", ec)) f.platform.static_dir = "web/dist";
+  return RunPlatform("demo", f.platform, store->get());
 }
 
 RunFn Setup(CLI::App& sub) {
   auto f = std::make_shared<DemoFlags>();
-  sub.add_option("--data", f->data, "data folder of the demo (kept between runs)");
-  sub.add_option("--port", f->port, "TCP port")->check(CLI::Range(0, 65535));
-  sub.add_option("--bind", f->bind, "address to listen on");
+  sub.add_option("--data", f->platform.data, "data folder of the demo (kept between runs)");
+  AddPlatformFlags(sub, f->platform);
   sub.add_option("--residents", f->residents, "residents of the generated region (first run only)")
       ->check(CLI::Range(int64_t{1}, int64_t{10000000}));
   sub.add_option("--years", f->years, "years of care to generate (first run only)")->check(CLI::Range(1, 20));

@@ -4,104 +4,26 @@
 
 #include "cli/command.h"
 #include "rhip/core/log.h"
-#include "rhip/fhir/rest.h"
-#include "rhip/http/serve.h"
-#include "rhip/ingest/bulk_data.h"
-#include "rhip/mpi/empi_service.h"
-#include "rhip/ingest/hl7_processor.h"
-#include "rhip/ingest/mllp_server.h"
+#include "cli/platform.h"
 #include "rhip/store/store.h"
 
 namespace rhip::cli {
 namespace {
 
-struct ServeFlags {
-  std::string data;
-  std::string bind = "127.0.0.1";
-  int port = 8080;
-  int threads = 0;
-  std::string static_dir;
-  int mllp_port = -1;  // -1: no HL7 v2 listener
-  int hl7_appliers = 2;
-};
-
-int RunServe(const ServeFlags& f) {
+int RunServe(const PlatformFlags& f) {
   log::Init();
   std::error_code ec;
   std::filesystem::create_directories(f.data, ec);
   if (ec) return Fail("serve", "cannot create data folder " + f.data + ": " + ec.message());
   auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db"});
   if (!store.ok()) return Fail("serve", store.status().ToString());
-  // The EMPI's index of every Patient, kept current by every write (REST and HL7): Patient/$match.
-  mpi::EmpiService empi(store->get());
-  if (Status st = empi.Load(); !st.ok()) return Fail("serve", st.ToString());
-  auto on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
-  // HL7 v2 over MLLP beside the HTTP API, on the same store.
-  std::unique_ptr<fhir::FhirService> hl7_fhir;
-  std::unique_ptr<ingest::Hl7Processor> hl7;
-  std::unique_ptr<ingest::MllpServer> mllp;
-  std::unique_ptr<store::Store> inbox;
-  if (f.mllp_port >= 0) {
-    auto opened = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .read_connections = 4});
-    if (!opened.ok()) return Fail("serve", opened.status().ToString());
-    inbox = std::move(*opened);
-    fhir::FhirServiceOptions hl7_options;
-    hl7_options.on_written = on_written;
-    hl7_fhir = fhir::NewFhirService(store->get(), hl7_options);
-    hl7 = std::make_unique<ingest::Hl7Processor>(store->get(), hl7_fhir.get(),
-                                                 ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
-    if (Status st = hl7->Start(); !st.ok()) return Fail("serve", st.ToString());
-    mllp = std::make_unique<ingest::MllpServer>(ingest::MllpOptions{.bind = f.bind, .port = f.mllp_port},
-                                                [p = hl7.get()](std::string_view m) { return p->Process(m); });
-    if (Status st = mllp->Start(); !st.ok()) return Fail("serve", st.ToString());
-    std::printf("rhip mllp listening on %s:%d\n", f.bind.c_str(), mllp->port());
-  }
-  // FHIR Bulk Data ($export, $import) under DATA/bulk; $import reads server-side files only from DATA/import.
-  ingest::BulkData bulk(store->get(), {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
-  http::ServeOptions o;
-  o.fhir.operations = bulk.Operations();
-  o.fhir.operations.push_back(empi.MatchOperation());
-  o.fhir.on_written = on_written;
-  if (hl7) {
-    // The HL7 queue, for operators and tests: accepted but not yet applied, applied, dead letters.
-    o.extra_routes.push_back({"GET", "/api/hl7/status", [p = hl7.get()](const http::HttpRequest&) {
-                                const ingest::Hl7Stats s = p->Stats();
-                                return http::HttpResponse::Json(
-                                    200, "{\"queued\":" + std::to_string(s.queued) + ",\"processed\":" +
-                                             std::to_string(s.processed) + ",\"failed\":" + std::to_string(s.failed) + "}");
-                              }});
-  }
-  o.server.bind = f.bind;
-  o.server.port = f.port;
-  o.server.threads = f.threads;
-  o.static_dir = f.static_dir;
-  Status st = http::Serve(o, **store, [&](int port) {
-    std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
-    std::fflush(stdout);
-  });
-  if (mllp) mllp->Stop();  // ACKs in hand go out before the store closes
-  if (hl7) hl7->Stop();    // what is still queued stays in the store and is applied on the next start
-  if (inbox) inbox->Close().IgnoreError();
-  Status closed = (*store)->Close();
-  if (!st.ok()) return Fail("serve", st.ToString());
-  if (!closed.ok()) return Fail("serve", closed.ToString());
-  log::Info("stopped; store closed cleanly");
-  log::Shutdown();
-  return 0;
+  return RunPlatform("serve", f, store->get());
 }
 
 RunFn Setup(CLI::App& sub) {
-  auto f = std::make_shared<ServeFlags>();
+  auto f = std::make_shared<PlatformFlags>();
   sub.add_option("--data", f->data, "data folder (created if missing); the store is DATA/rhip.db")->required();
-  sub.add_option("--port", f->port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
-  sub.add_option("--bind", f->bind, "address to listen on");
-  sub.add_option("--threads", f->threads, "server threads (default max(4, 2 x cores))")->check(CLI::Range(0, 256));
-  sub.add_option("--static", f->static_dir, "folder of the web UI's built files")->check(CLI::ExistingDirectory);
-  sub.add_option("--mllp-port", f->mllp_port, "also take HL7 v2 messages over MLLP on this port (0 = any free port)")
-      ->check(CLI::Range(0, 65535));
-  sub.add_option("--hl7-appliers", f->hl7_appliers,
-                 "HL7 messages applied to the store at once, in the background (more: faster catch-up, slower ACKs)")
-      ->check(CLI::Range(1, 64));
+  AddPlatformFlags(sub, *f);
   sub.footer("Example:\n  rhip serve --data data/demo --port 8080 --mllp-port 2575\n"
              "  curl http://127.0.0.1:8080/fhir/metadata\n"
              "  rhip hl7 send --to 127.0.0.1:2575 region/hl7v2/adt.hl7");

@@ -1,0 +1,37 @@
+// The running platform: what `rhip serve` and `rhip demo` both start over a
+// data folder — the store, the EMPI, Bulk Data, the optional HL7 v2 listener
+// and the HTTP API — wired in one place so that every new service (auth,
+// audit, domain modules) is added once.
+//
+// Example:
+//   PlatformFlags f;  f.data = "data/demo";  f.port = 8080;
+//   AddPlatformFlags(sub, f);            // --port, --bind, --threads, --static, --mllp-port …
+//   return RunPlatform("serve", f, store.get());
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "rhip/store/store.h"
+
+namespace rhip::cli {
+
+struct PlatformFlags {
+  std::string data;
+  std::string bind = "127.0.0.1";
+  int port = 8080;
+  int threads = 0;
+  std::string static_dir;
+  int mllp_port = -1;  // -1: no HL7 v2 listener
+  int hl7_appliers = 2;
+};
+
+// Adds the serving flags (everything but --data) to a sub-command.
+void AddPlatformFlags(CLI::App& sub, PlatformFlags& f);
+
+// Serves `store` (opened on f.data/rhip.db) until SIGTERM/SIGINT, then closes it.
+// Returns the process exit code; errors are printed as "rhip <command>: error: …".
+int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store* store);
+
+}  // namespace rhip::cli
