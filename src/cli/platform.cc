@@ -11,6 +11,7 @@
 #include "rhip/ingest/hl7_processor.h"
 #include "rhip/ingest/mllp_server.h"
 #include "rhip/mpi/empi_service.h"
+#include "rhip/security/gate.h"
 
 namespace rhip::cli {
 
@@ -24,14 +25,27 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--hl7-appliers", f.hl7_appliers,
                  "HL7 messages applied to the store at once, in the background (more: faster catch-up, slower ACKs)")
       ->check(CLI::Range(1, 64));
+  sub.add_flag("--insecure-dev", f.insecure_dev,
+               "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
 }
 
 int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store* store) {
+  // Security: token keys (DATA/keys) and accounts (DATA/accounts.json).
+  auto gate = security::Gate::Open({.data_dir = f.data});
+  if (!gate.ok()) return Fail(command, gate.status().ToString());
+  if (f.insecure_dev) {
+    std::fprintf(stderr,
+                 "\n*** WARNING: SECURITY IS OFF (--insecure-dev) ***\n"
+                 "*** no token is checked, every caller is treated as admin; never use this with real data ***\n\n");
+    log::Warn("security=off insecure_dev=true every caller is admin");
+  }
   // The EMPI's index of every Patient, kept current by every write (REST and HL7): Patient/$match.
   mpi::EmpiService empi(store);
   if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
   auto on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
-  // HL7 v2 over MLLP beside the HTTP API, on the same store.
+  // HL7 v2 over MLLP beside the HTTP API, on the same store. MLLP carries no
+  // tokens: the listener is trusted by its network placement (bind it to the
+  // institutions' network only); TLS on it comes later (docs/SECURITY.md).
   std::unique_ptr<fhir::FhirService> hl7_fhir;
   std::unique_ptr<ingest::Hl7Processor> hl7;
   std::unique_ptr<ingest::MllpServer> mllp;
@@ -66,6 +80,8 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
                                              std::to_string(s.processed) + ",\"failed\":" + std::to_string(s.failed) + "}");
                               }});
   }
+  o.gate = gate->get();
+  o.insecure_dev = f.insecure_dev;
   o.server.bind = f.bind;
   o.server.port = f.port;
   o.server.threads = f.threads;
@@ -73,6 +89,10 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   Status st = http::Serve(o, *store, [&](int port) {
     std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
     std::printf("  try: curl http://%s:%d/fhir/metadata\n", f.bind.c_str(), port);
+    if (!f.insecure_dev)
+      std::printf("  API calls need a token: rhip token --data %s --role admin | tail -1\n", f.data.c_str());
+    else
+      std::printf("  SECURITY IS OFF (--insecure-dev): every caller is admin\n");
     std::fflush(stdout);
   });
   if (mllp) mllp->Stop();  // ACKs in hand go out before the store closes

@@ -25,6 +25,7 @@ struct PlatformFlags {
   std::string static_dir;
   int mllp_port = -1;  // -1: no HL7 v2 listener
   int hl7_appliers = 2;
+  bool insecure_dev = false;  // no tokens, every caller is admin (development only)
 };
 
 // Adds the serving flags (everything but --data) to a sub-command.

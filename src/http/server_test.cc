@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "rhip/http/serve.h"
+#include "rhip/security/gate.h"
 #include "rhip/store/store.h"
 
 namespace rhip::http {
@@ -185,22 +186,138 @@ TEST(HttpServer, GracefulShutdownFinishesInFlightRequests) {
   EXPECT_TRUE(ec);
 }
 
+// A data folder with a security gate (keys, accounts) for one test.
+class GateDir {
+ public:
+  GateDir() : dir_(std::filesystem::temp_directory_path() / ("rhip-gate-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
+    std::filesystem::remove_all(dir_);
+    auto g = security::Gate::Open({.data_dir = dir_.string()});
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    gate_ = std::move(*g);
+  }
+  ~GateDir() { std::filesystem::remove_all(dir_); }
+  security::Gate* gate() { return gate_.get(); }
+  // "Authorization: Bearer …\r\n" for a role.
+  std::string Auth(security::Role role, std::string org = "", std::string person = "") {
+    security::Principal p{.subject = "test", .role = role, .org = std::move(org), .person = std::move(person)};
+    p.scopes = security::DefaultScopes(role, true);
+    return "Authorization: Bearer " + *gate_->tokens().Issue(p, 600) + "\r\n";
+  }
+
+ private:
+  static inline int n_ = 0;
+  std::filesystem::path dir_;
+  std::unique_ptr<security::Gate> gate_;
+};
+
 TEST(PlatformRouter, FhirHealthzAndDecodedChineseQuery) {
   auto store = store::OpenStore({.url = "sqlite::memory:"});
   ASSERT_TRUE(store.ok());
+  GateDir g;
   ServeOptions so;
+  so.gate = g.gate();
   RunningServer s({}, PlatformRouter(so, **store));
   Client c(s.port());
+  const std::string admin = g.Auth(security::Role::kAdmin);
   EXPECT_NE(c.Request("GET", "/healthz").find("\"ok\""), std::string::npos);
   std::string created = c.Request("POST", "/fhir/Patient", R"({"resourceType":"Patient","name":[{"text":"张伟"}]})",
-                                  "Content-Type: application/fhir+json\r\n");
+                                  "Content-Type: application/fhir+json\r\n" + admin);
   ASSERT_NE(created.find("201 Created"), std::string::npos) << created;
   EXPECT_NE(created.find("Location: http://test/fhir/Patient/"), std::string::npos);
   // name=张 percent-encoded
-  std::string found = c.Request("GET", "/fhir/Patient?name=%E5%BC%A0&_total=accurate");
+  std::string found = c.Request("GET", "/fhir/Patient?name=%E5%BC%A0&_total=accurate", "", admin);
   EXPECT_NE(found.find("\"total\":1"), std::string::npos) << found;
-  EXPECT_NE(c.Request("GET", "/fhir/Nope/1").find("404"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Nope/1", "", admin).find("404"), std::string::npos);
   EXPECT_NE(c.Request("GET", "/fhir/metadata").find("CapabilityStatement"), std::string::npos);
+}
+
+TEST(PlatformRouter, ApiNeedsAValidBearerTokenButHealthzAndMetadataDoNot) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  ServeOptions so;
+  so.gate = g.gate();
+  so.extra_routes.push_back({"GET", "/api/hl7/status", [](const HttpRequest&) { return HttpResponse::Json(200, "{}"); }});
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  std::string none = c.Request("GET", "/fhir/Patient");
+  EXPECT_NE(none.find("401"), std::string::npos) << none;
+  EXPECT_NE(none.find("WWW-Authenticate: Bearer"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Patient", "", "Authorization: Bearer not.a.token\r\n").find("401"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Patient", "", "Authorization: Basic eDp5\r\n").find("401"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/api/hl7/status").find("401"), std::string::npos);  // other layers' routes too
+  EXPECT_NE(c.Request("POST", "/fhir", "{}").find("401"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/healthz").find("200 OK"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/metadata").find("200 OK"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Patient", "", g.Auth(security::Role::kAdmin)).find("200 OK"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/api/hl7/status", "", g.Auth(security::Role::kAdmin)).find("200 OK"), std::string::npos);
+}
+
+TEST(PlatformRouter, WithoutAGateEverythingButPublicRoutesIsUnavailable) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  ServeOptions so;  // no gate, not insecure: secure by default
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  EXPECT_NE(c.Request("GET", "/fhir/Patient").find("503"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/healthz").find("200 OK"), std::string::npos);
+}
+
+TEST(PlatformRouter, InsecureDevServesWithoutTokensAndSaysSoInEveryResponse) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  ServeOptions so;
+  so.insecure_dev = true;
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  std::string r = c.Request("GET", "/fhir/Patient");
+  EXPECT_NE(r.find("200 OK"), std::string::npos);
+  EXPECT_NE(r.find(std::string(kInsecureHeader) + ": security is OFF"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/healthz").find(kInsecureHeader), std::string::npos);
+}
+
+TEST(PlatformRouter, TokenEndpointGrantsClientCredentialsAndPasswordsAndRefusesTheRest) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  auto secret = g.gate()->accounts().AddClient({.id = "his-1", .org = "47000001"});
+  ASSERT_TRUE(secret.ok());
+  ASSERT_TRUE(g.gate()->accounts().AddUser({.name = "dr-li", .role = security::Role::kClinician, .org = "47000001"},
+                                           "long enough password").ok());
+  ServeOptions so;
+  so.gate = g.gate();
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  const std::string form = "Content-Type: application/x-www-form-urlencoded\r\n";
+  std::string ok = c.Request("POST", "/auth/token", "grant_type=client_credentials&client_id=his-1&client_secret=" + *secret, form);
+  ASSERT_NE(ok.find("200 OK"), std::string::npos) << ok;
+  EXPECT_NE(ok.find("\"token_type\":\"Bearer\""), std::string::npos);
+  EXPECT_NE(ok.find("\"expires_in\":900"), std::string::npos);
+  EXPECT_NE(ok.find("Cache-Control: no-store"), std::string::npos);
+  const size_t at = ok.find("\"access_token\":\"") + 16;
+  const std::string token = ok.substr(at, ok.find('"', at) - at);
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer " + token + "\r\n").find("200 OK"),
+            std::string::npos);
+  // narrower scope: fine; wider: refused
+  EXPECT_NE(c.Request("POST", "/auth/token",
+                      "grant_type=client_credentials&client_id=his-1&scope=system%2F*.read&client_secret=" + *secret, form)
+                .find("\"scope\":\"system/*.read\""),
+            std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token",
+                      "grant_type=client_credentials&client_id=his-1&scope=system%2FPerson.write+admin&client_secret=" + *secret, form)
+                .find("invalid_grant"),
+            std::string::npos);
+  std::string bad = c.Request("POST", "/auth/token", "grant_type=client_credentials&client_id=his-1&client_secret=guess", form);
+  EXPECT_NE(bad.find("401"), std::string::npos);
+  EXPECT_NE(bad.find("invalid_client"), std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "grant_type=password&username=dr-li&password=long+enough+password", form)
+                .find("200 OK"),
+            std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "grant_type=password&username=dr-li&password=nope", form).find("invalid_grant"),
+            std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "grant_type=implicit", form).find("unsupported_grant_type"), std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "{}", "Content-Type: application/json\r\n").find("invalid_request"),
+            std::string::npos);
 }
 
 TEST(PlatformRouter, StaticFilesWithSecurityHeadersAndNoTraversal) {

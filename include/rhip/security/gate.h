@@ -1,0 +1,71 @@
+// Gate: the security layer assembled for a data folder — the token service
+// (DATA/keys), the accounts (DATA/accounts.json) and the OAuth2 token
+// endpoint's grants. The HTTP layer asks it who a request's bearer token
+// belongs to before any route that needs one runs.
+//
+// Thread-safety: all methods may be called from many threads.
+//
+// Example:
+//   ASSIGN_OR_RETURN(auto gate, Gate::Open({.data_dir = "data/demo"}));
+//   ASSIGN_OR_RETURN(Principal who, gate->Authenticate(request.Header("authorization")));
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rhip/core/status.h"
+#include "rhip/security/accounts.h"
+#include "rhip/security/principal.h"
+#include "rhip/security/token.h"
+
+namespace rhip::security {
+
+struct GateOptions {
+  std::string data_dir;
+  int64_t token_ttl_seconds = 15 * 60;  // what POST /auth/token grants
+  LockoutPolicy lockout;
+};
+
+struct TokenGrant {
+  std::string access_token;
+  int64_t expires_in = 0;
+  Principal principal;
+};
+
+// Why a grant failed, in RFC 6749 §5.2 terms.
+enum class GrantError { kInvalidRequest, kUnsupportedGrantType, kInvalidClient, kInvalidGrant };
+
+class Gate {
+ public:
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+  ~Gate();
+
+  static StatusOr<std::unique_ptr<Gate>> Open(GateOptions options);
+
+  // The principal of an "Authorization: Bearer <jwt>" header; kUnauthenticated
+  // (missing, malformed, expired, bad signature …) saying why.
+  StatusOr<Principal> Authenticate(std::string_view authorization) const;
+
+  // POST /auth/token: `form` is the decoded x-www-form-urlencoded body;
+  // `authorization` an optional "Basic base64(id:secret)" header for clients.
+  // grant_type=client_credentials (client_id, client_secret, optional scope ⊆
+  // the client's) or grant_type=password (username, password). On failure
+  // `*error` says which OAuth2 error it is and the Status says why.
+  StatusOr<TokenGrant> Grant(const std::vector<std::pair<std::string, std::string>>& form,
+                             std::string_view authorization, GrantError* error);
+
+  TokenService& tokens() { return *tokens_; }
+  Accounts& accounts() { return *accounts_; }
+
+ private:
+  explicit Gate(GateOptions options) : options_(std::move(options)) {}
+  GateOptions options_;
+  std::unique_ptr<TokenService> tokens_;
+  std::unique_ptr<Accounts> accounts_;
+};
+
+}  // namespace rhip::security
