@@ -30,8 +30,10 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
 }
 
 int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store* store) {
-  // Security: token keys (DATA/keys) and accounts (DATA/accounts.json).
-  auto gate = security::Gate::Open({.data_dir = f.data});
+  // Security: token keys (DATA/keys), accounts (DATA/accounts.json) and the facts
+  // of authorization (care relationships; person links until the EMPI's
+  // PersonDirectory is wired here as GateOptions::persons).
+  auto gate = security::Gate::Open({.data_dir = f.data, .store = store});
   if (!gate.ok()) return Fail(command, gate.status().ToString());
   if (f.insecure_dev) {
     std::fprintf(stderr,
@@ -42,7 +44,10 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   // The EMPI's index of every Patient, kept current by every write (REST and HL7): Patient/$match.
   mpi::EmpiService empi(store);
   if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
-  auto on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
+  auto on_written = [&empi, g = gate->get()](const store::ResourceVersion& v) {
+    empi.OnWritten(v);
+    g->OnWritten(v);
+  };
   // HL7 v2 over MLLP beside the HTTP API, on the same store. MLLP carries no
   // tokens: the listener is trusted by its network placement (bind it to the
   // institutions' network only); TLS on it comes later (docs/SECURITY.md).

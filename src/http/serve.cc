@@ -165,7 +165,7 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
       return HttpResponse::Error(503, "transient", probe.status().message());
     return HttpResponse::Json(200, R"({"status":"ok"})");
   }));
-  auto fhir_handler = [fhir](const HttpRequest& req, const Caller*) {
+  auto fhir_handler = [fhir, gate = options.gate](const HttpRequest& req, const Caller* caller) {
     fhir::RestRequest r;
     r.method = req.method == "HEAD" ? "GET" : req.method;
     r.path = PercentDecode(req.path.size() > 5 ? std::string_view(req.path).substr(6) : std::string_view());
@@ -173,12 +173,20 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
     r.headers = req.headers;
     r.body = req.body;
     r.base_url = "http://" + (req.host.empty() ? std::string("localhost") : req.host) + "/fhir";
+    // Every decision FhirService takes for this request goes through the caller's guard.
+    std::unique_ptr<security::Guard> guard;
+    if (caller && gate) {
+      guard = gate->NewGuard(caller->principal, std::string(req.Header("x-break-glass-reason")));
+      r.access = guard.get();
+    }
     fhir::RestResponse out = fhir->Handle(r);
     HttpResponse h;
     h.status = out.status;
     h.content_type = out.content_type;
     h.headers = std::move(out.headers);
     h.body = std::move(out.body);
+    if (guard && guard->Record().break_glass)
+      h.headers.emplace_back("X-Rhip-Break-Glass", "access recorded and flagged for review");
     return h;
   };
   add("", "/fhir", Guarded(options, [fhir_handler](const HttpRequest& req, const Caller& c) { return fhir_handler(req, &c); }));
@@ -186,7 +194,16 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
   add("GET", "/fhir/metadata", Unguarded([fhir_handler](const HttpRequest& req) { return fhir_handler(req, nullptr); }));
   add("POST", "/auth/token", Unguarded([gate = options.gate](const HttpRequest& req) { return TokenEndpoint(gate, req); }));
   for (const auto& r : options.extra_routes)
-    add(r.method, r.prefix, Guarded(options, [h = r.handler](const HttpRequest& req, const Caller&) { return h(req); }));
+    add(r.method, r.prefix,
+        Guarded(options, [h = r.handler, gate = options.gate](const HttpRequest& req, const Caller& c) {
+          if (gate) {
+            security::Decision d = gate->AuthorizeApi(c.principal, req.path);
+            if (d.effect == security::Effect::kDeny)
+              return HttpResponse::Error(403, "forbidden", "access denied for " + std::string(security::RoleName(c.principal.role)) +
+                                                               " " + c.principal.subject + ": " + d.reason);
+          }
+          return h(req);
+        }));
   if (!options.static_dir.empty()) {
     std::string root = options.static_dir;
     add("GET", "/", Unguarded([root](const HttpRequest& req) { return StaticFile(root, req); }));

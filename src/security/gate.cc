@@ -33,7 +33,31 @@ StatusOr<std::unique_ptr<Gate>> Gate::Open(GateOptions options) {
   std::unique_ptr<Gate> g(new Gate(std::move(options)));
   ASSIGN_OR_RETURN(g->tokens_, TokenService::Open(g->options_.data_dir + "/keys"));
   ASSIGN_OR_RETURN(g->accounts_, Accounts::Open(g->options_.data_dir + "/accounts.json", g->options_.lockout));
+  g->persons_ = g->options_.persons;
+  if (store::Store* store = g->options_.store) {
+    RETURN_IF_ERROR(g->care_.Load(*store));
+    if (!g->persons_) {
+      RETURN_IF_ERROR(g->interim_persons_.Load(*store));
+      g->persons_ = &g->interim_persons_;
+    }
+  }
   return g;
+}
+
+std::unique_ptr<Guard> Gate::NewGuard(const Principal& principal, std::string break_glass_reason) const {
+  return std::make_unique<Guard>(principal, std::move(break_glass_reason), options_.store, persons_,
+                                 options_.store ? &care_ : nullptr);
+}
+
+Decision Gate::AuthorizeApi(const Principal& principal, const std::string& path) const {
+  TargetFacts f;
+  f.api_path = path;
+  return Decide(principal, Action::kApi, f);
+}
+
+void Gate::OnWritten(const store::ResourceVersion& written) {
+  care_.OnWritten(written);
+  if (persons_ == &interim_persons_) interim_persons_.OnWritten(written);
 }
 
 StatusOr<Principal> Gate::Authenticate(std::string_view authorization) const {

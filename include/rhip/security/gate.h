@@ -17,7 +17,11 @@
 #include <vector>
 
 #include "rhip/core/status.h"
+#include "rhip/mpi/person_directory.h"
 #include "rhip/security/accounts.h"
+#include "rhip/security/care.h"
+#include "rhip/security/guard.h"
+#include "rhip/security/person_links.h"
 #include "rhip/security/principal.h"
 #include "rhip/security/token.h"
 
@@ -27,6 +31,11 @@ struct GateOptions {
   std::string data_dir;
   int64_t token_ttl_seconds = 15 * 60;  // what POST /auth/token grants
   LockoutPolicy lockout;
+  // Where the facts of authorization come from. `store` null: no facts (tests of
+  // tokens only). `persons` null: the interim StorePersonDirectory over the
+  // store's Person resources (the EMPI's own directory replaces it when wired).
+  store::Store* store = nullptr;
+  const mpi::PersonDirectory* persons = nullptr;
 };
 
 struct TokenGrant {
@@ -58,6 +67,17 @@ class Gate {
   StatusOr<TokenGrant> Grant(const std::vector<std::pair<std::string, std::string>>& form,
                              std::string_view authorization, GrantError* error);
 
+  // The per-request access control FhirService consults, for `principal`.
+  // `break_glass_reason` is the X-Break-Glass-Reason header (honoured for clinicians only).
+  std::unique_ptr<Guard> NewGuard(const Principal& principal, std::string break_glass_reason) const;
+
+  // A non-FHIR API route (/api/…): the policy's decision for the caller.
+  Decision AuthorizeApi(const Principal& principal, const std::string& path) const;
+
+  // Keeps the facts (care relationships, institutions, interim person links) current.
+  void OnWritten(const store::ResourceVersion& written);
+
+  const mpi::PersonDirectory* persons() const { return persons_; }
   TokenService& tokens() { return *tokens_; }
   Accounts& accounts() { return *accounts_; }
 
@@ -66,6 +86,9 @@ class Gate {
   GateOptions options_;
   std::unique_ptr<TokenService> tokens_;
   std::unique_ptr<Accounts> accounts_;
+  CareRelationships care_;
+  StorePersonDirectory interim_persons_;
+  const mpi::PersonDirectory* persons_ = nullptr;
 };
 
 }  // namespace rhip::security
