@@ -142,7 +142,7 @@ class AuthorizationMatrix : public ::testing::Test {
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())));
     std::string req = method + " " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" +
                       (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") +
-                      (body.empty() ? "" : "Content-Type: application/fhir+json\r\n") + extra +
+                      (body.empty() || extra.find("Content-Type") != std::string::npos ? "" : "Content-Type: application/fhir+json\r\n") + extra +
                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     asio::write(s, asio::buffer(req));
     std::string all;
@@ -331,6 +331,92 @@ TEST_F(AuthorizationMatrix, ErrorsDoNotEchoIdNumbersOrPhones) {
   EXPECT_GE(r.status, 400);
   EXPECT_EQ(r.body.find("110101199003074518"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("110101********4518"), std::string::npos) << r.body;
+}
+
+// ---- audit completeness: every endpoint leaves exactly one AuditEvent ----
+
+struct Audited {
+  const char* what;
+  std::string token;  // "" = none
+  const char* method;
+  const char* target;
+  std::string body;
+  std::string content_type;
+  std::string subtype;   // restful-interaction code (or api / login)
+  std::string outcome;   // "0" or "4"
+  std::string must_name; // e.g. "Patient/pa1"
+};
+
+TEST_F(AuthorizationMatrix, EveryEndpointProducesOneAuditEvent) {
+  const std::string admin = Token(Role::kAdmin), clinician = Token(Role::kClinician, A),
+                    resident = Token(Role::kResident, "", "PER-1"), steward = Token(Role::kSteward);
+  auto secret = gate_->accounts().AddClient({.id = "his-audit", .org = A});
+  ASSERT_TRUE(secret.ok());
+  const std::string form = "application/x-www-form-urlencoded";
+  const std::string fhir = "application/fhir+json";
+  std::vector<Audited> cases = {
+      {"read", clinician, "GET", "/fhir/Observation/o-a1", "", "", "read", "0", "Patient/pa1"},
+      {"vread", clinician, "GET", "/fhir/Observation/o-a1/_history/1", "", "", "vread", "0", "Patient/pa1"},
+      {"instance history", clinician, "GET", "/fhir/Observation/o-a1/_history", "", "", "history-instance", "0", "Patient/pa1"},
+      {"type history", admin, "GET", "/fhir/Observation/_history", "", "", "history-type", "0", ""},
+      {"system history", admin, "GET", "/fhir/_history?_count=5", "", "", "history-system", "0", ""},
+      {"search", clinician, "GET", "/fhir/Observation?_count=10", "", "", "search-type", "0", "Patient/pb1"},
+      {"POST _search", resident, "POST", "/fhir/Observation/_search", "status=final", form, "search-type", "0", "Patient/pa1"},
+      {"$everything", resident, "GET", "/fhir/Patient/pa1/$everything", "", "", "operation", "0", "Patient/pa1"},
+      {"create", Token(Role::kSystem, A), "POST", "/fhir/Encounter", Enc("ignored", "pa1", "ORG-A", 2), fhir, "create", "0", "Patient/pa1"},
+      {"update", Token(Role::kSystem, A), "PUT", "/fhir/Encounter/e-aud", Enc("e-aud", "pa1", "ORG-A", 2), fhir, "update", "0", "Patient/pa1"},
+      {"delete", Token(Role::kSystem, A), "DELETE", "/fhir/Encounter/e-aud", "", "", "delete", "0", "Patient/pa1"},
+      {"batch", admin, "POST", "/fhir", R"({"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/pb2"}}]})", fhir, "batch", "0", "Patient/pb2"},
+      {"transaction", admin, "POST", "/fhir", "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"resource\":" + Enc("e-tx", "pb2", "ORG-B", 1) + ",\"request\":{\"method\":\"PUT\",\"url\":\"Encounter/e-tx\"}}]}", fhir, "transaction", "0", "Patient/pb2"},
+      {"export", admin, "GET", "/fhir/$export", "", "", "operation", "0", ""},
+      {"match by steward", steward, "POST", "/fhir/Patient/$match", R"({"resourceType":"Parameters"})", fhir, "operation", "0", ""},
+      {"refused read", resident, "GET", "/fhir/Observation/o-b2", "", "", "read", "4", ""},
+      {"refused export", clinician, "GET", "/fhir/$export", "", "", "operation", "4", ""},
+      {"no token", "", "GET", "/fhir/Observation/o-a1", "", "", "read", "4", ""},
+      {"bad token", "x.y.z", "GET", "/fhir/Patient", "", "", "search-type", "4", ""},
+      {"HL7 status API", admin, "GET", "/api/hl7/status", "", "", "api", "0", ""},
+      {"EMPI review API", steward, "GET", "/api/mpi/queue", "", "", "api", "0", ""},
+      {"EMPI review API refused", clinician, "GET", "/api/mpi/queue", "", "", "api", "4", ""},
+      {"access log", resident, "GET", "/api/me/access-log", "", "", "api", "0", ""},
+      {"login", "", "POST", "/auth/token", "grant_type=client_credentials&client_id=his-audit&client_secret=" + *secret, form, "login", "0", ""},
+      {"failed login", "", "POST", "/auth/token", "grant_type=client_credentials&client_id=his-audit&client_secret=wrong", form, "login", "4", ""},
+  };
+  for (const Audited& c : cases) {
+    SCOPED_TRACE(c.what);
+    ASSERT_TRUE(gate_->audit()->Flush().ok());
+    const int64_t before = gate_->audit()->written();
+    Response r = Call(c.token, c.method, c.target, c.body, c.content_type.empty() ? "" : "Content-Type: " + c.content_type + "\r\n");
+    ASSERT_TRUE(gate_->audit()->Flush().ok());
+    EXPECT_EQ(gate_->audit()->written(), before + 1) << c.what << " (HTTP " << r.status << ")";
+    auto last = gate_->audit()->Newest(1);
+    ASSERT_TRUE(last.ok() && !last->empty());
+    const std::string& ev = (*last)[0];
+    EXPECT_NE(ev.find("\"code\":\"" + c.subtype + "\""), std::string::npos) << c.what << ": " << ev;
+    EXPECT_NE(ev.find("\"outcome\":\"" + c.outcome + "\""), std::string::npos) << c.what << " (HTTP " << r.status << "): " << ev;
+    if (!c.must_name.empty()) EXPECT_NE(ev.find(c.must_name), std::string::npos) << c.what << ": " << ev;
+  }
+  // Public endpoints leave no trace (they disclose nothing about anyone).
+  ASSERT_TRUE(gate_->audit()->Flush().ok());
+  const int64_t before = gate_->audit()->written();
+  Call("", "GET", "/fhir/metadata");
+  Call("", "GET", "/healthz");
+  ASSERT_TRUE(gate_->audit()->Flush().ok());
+  EXPECT_EQ(gate_->audit()->written(), before);
+}
+
+TEST_F(AuthorizationMatrix, AResidentSeesWhoReadTheirRecordsAndNobodyElses) {
+  const std::string clinician_a = Token(Role::kClinician, A);
+  EXPECT_EQ(Call(clinician_a, "GET", "/fhir/Observation/o-b1").status, 200);  // PER-1's record at B
+  EXPECT_EQ(Call(clinician_a, "GET", "/fhir/Observation/o-b2", "", kGlass).status, 200);  // PER-2, break-glass
+  Response mine = Call(Token(Role::kResident, "", "PER-1"), "GET", "/api/me/access-log");
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_NE(mine.body.find("\"institution\":\"47000001\""), std::string::npos) << mine.body;
+  EXPECT_NE(mine.body.find("\"role\":\"clinician\""), std::string::npos);
+  EXPECT_EQ(mine.body.find("unconscious"), std::string::npos);  // PER-2's break-glass is not PER-1's business
+  Response theirs = Call(Token(Role::kResident, "", "PER-2"), "GET", "/api/me/access-log");
+  ASSERT_EQ(theirs.status, 200);
+  EXPECT_NE(theirs.body.find("\"breakGlassReason\":\"unconscious, brought in by ambulance\""), std::string::npos) << theirs.body;
+  EXPECT_EQ(Call(clinician_a, "GET", "/api/me/access-log").status, 403);
 }
 
 }  // namespace

@@ -195,7 +195,10 @@ class GateDir {
     EXPECT_TRUE(g.ok()) << g.status().ToString();
     gate_ = std::move(*g);
   }
-  ~GateDir() { std::filesystem::remove_all(dir_); }
+  ~GateDir() {
+    gate_.reset();  // its audit log writes into the folder until it closes
+    std::filesystem::remove_all(dir_);
+  }
   security::Gate* gate() { return gate_.get(); }
   // "Authorization: Bearer …\r\n" for a role.
   std::string Auth(security::Role role, std::string org = "", std::string person = "") {

@@ -21,7 +21,10 @@ Decision ApiDecision(const Principal& p, const std::string& path) {
   auto under = [&](std::string_view prefix) {
     return path == prefix || (path.size() > prefix.size() && StartsWith(path, prefix) && path[prefix.size()] == '/');
   };
-  if (under("/api/me")) return Allow("a caller's own data");
+  if (under("/api/me")) {
+    if (p.role == Role::kResident) return Allow("the resident's own access log");
+    return Deny("only residents have a record of their own here");
+  }
   if (under("/api/mpi")) {
     if (p.role == Role::kSteward) return Allow("data steward: the EMPI review queue");
     return Deny("the EMPI review API is for data stewards");

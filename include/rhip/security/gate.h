@@ -1,6 +1,6 @@
 // Gate: the security layer assembled for a data folder — the token service
-// (DATA/keys), the accounts (DATA/accounts.json) and the OAuth2 token
-// endpoint's grants. The HTTP layer asks it who a request's bearer token
+// (DATA/keys), the accounts (DATA/accounts.json), the OAuth2 token endpoint's
+// grants, the facts of authorization and the audit log (DATA/audit.db). The HTTP layer asks it who a request's bearer token
 // belongs to before any route that needs one runs.
 //
 // Thread-safety: all methods may be called from many threads.
@@ -19,6 +19,7 @@
 #include "rhip/core/status.h"
 #include "rhip/mpi/person_directory.h"
 #include "rhip/security/accounts.h"
+#include "rhip/security/audit.h"
 #include "rhip/security/care.h"
 #include "rhip/security/guard.h"
 #include "rhip/security/person_links.h"
@@ -36,6 +37,7 @@ struct GateOptions {
   // store's Person resources (the EMPI's own directory replaces it when wired).
   store::Store* store = nullptr;
   const mpi::PersonDirectory* persons = nullptr;
+  bool audit = true;  // keep the audit log (DATA/audit.db)
 };
 
 struct TokenGrant {
@@ -78,6 +80,8 @@ class Gate {
   void OnWritten(const store::ResourceVersion& written);
 
   const mpi::PersonDirectory* persons() const { return persons_; }
+  // The audit log; nullptr when GateOptions::audit is off.
+  AuditLog* audit() { return audit_.get(); }
   TokenService& tokens() { return *tokens_; }
   Accounts& accounts() { return *accounts_; }
 
@@ -89,6 +93,7 @@ class Gate {
   CareRelationships care_;
   StorePersonDirectory interim_persons_;
   const mpi::PersonDirectory* persons_ = nullptr;
+  std::unique_ptr<AuditLog> audit_;
 };
 
 }  // namespace rhip::security
