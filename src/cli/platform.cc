@@ -25,6 +25,9 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--hl7-appliers", f.hl7_appliers,
                  "HL7 messages applied to the store at once, in the background (more: faster catch-up, slower ACKs)")
       ->check(CLI::Range(1, 64));
+  sub.add_option("--rate-limit", f.rate_limit, "requests per second per client (token subject), bursts of twice that; 0 = none")
+      ->check(CLI::Range(0.0, 1e7));
+  sub.add_option("--cors-origin", f.cors_origins, "a browser origin allowed to call the API cross-origin (repeatable; none by default)");
   sub.add_flag("--insecure-dev", f.insecure_dev,
                "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
 }
@@ -33,7 +36,8 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   // Security: token keys (DATA/keys), accounts (DATA/accounts.json) and the facts
   // of authorization (care relationships; person links until the EMPI's
   // PersonDirectory is wired here as GateOptions::persons).
-  auto gate = security::Gate::Open({.data_dir = f.data, .store = store});
+  auto gate = security::Gate::Open({.data_dir = f.data, .store = store,
+                                    .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit}});
   if (!gate.ok()) return Fail(command, gate.status().ToString());
   if (f.insecure_dev) {
     std::fprintf(stderr,
@@ -87,6 +91,7 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   }
   o.gate = gate->get();
   o.insecure_dev = f.insecure_dev;
+  o.cors_origins = f.cors_origins;
   o.server.bind = f.bind;
   o.server.port = f.port;
   o.server.threads = f.threads;

@@ -9,6 +9,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+
+#include "rhip/core/time.h"
 #include "rhip/core/url.h"
 #include "rhip/fhir/rest.h"
 
@@ -175,6 +178,13 @@ Handler Guarded(const ServeOptions& o, GuardedHandler handler) {
       return HttpResponse::Error(503, "security", "security is not configured (no gate); start with --insecure-dev for development");
     } else {
       auto who = gate->Authenticate(req.Header("authorization"));
+      // Per-client rate limit: the token's subject, or the address of a caller without one.
+      if (!gate->limiter().Allow(who.ok() ? who->subject : "remote:" + req.remote, NowMicros())) {
+        HttpResponse slow = HttpResponse::Error(429, "throttled", "too many requests from this client: slow down");
+        slow.headers.emplace_back("Retry-After", "1");
+        Audit(gate, req, nullptr, slow);
+        return slow;
+      }
       if (!who.ok()) {
         HttpResponse refused = Unauthenticated(who.status());
         Audit(gate, req, nullptr, refused);
@@ -190,6 +200,36 @@ Handler Guarded(const ServeOptions& o, GuardedHandler handler) {
 }
 
 Handler Unguarded(Handler h) { return h; }
+
+// Strict CORS: only the configured origins get Access-Control-Allow-Origin.
+Handler Cors(const ServeOptions& o, Handler h) {
+  if (o.cors_origins.empty()) return h;
+  return [origins = o.cors_origins, h = std::move(h)](const HttpRequest& req) {
+    HttpResponse r = h(req);
+    const std::string origin(req.Header("origin"));
+    if (!origin.empty() && std::find(origins.begin(), origins.end(), origin) != origins.end()) {
+      r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+      r.headers.emplace_back("Access-Control-Expose-Headers", "Location, ETag, Content-Location, Last-Modified");
+      r.headers.emplace_back("Vary", "Origin");
+    }
+    return r;
+  };
+}
+
+HttpResponse Preflight(const std::vector<std::string>& origins, const HttpRequest& req) {
+  const std::string origin(req.Header("origin"));
+  if (origin.empty() || std::find(origins.begin(), origins.end(), origin) == origins.end())
+    return HttpResponse::Error(403, "forbidden", "cross-origin requests from '" + origin + "' are not allowed");
+  HttpResponse r;
+  r.status = 204;
+  r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
+  r.headers.emplace_back("Access-Control-Allow-Headers",
+                         "Authorization, Content-Type, Prefer, If-Match, If-None-Exist, X-Break-Glass-Reason");
+  r.headers.emplace_back("Access-Control-Max-Age", "600");
+  r.headers.emplace_back("Vary", "Origin");
+  return r;
+}
 
 // Marks every response while security is off.
 Handler Marked(const ServeOptions& o, Handler h) {
@@ -223,6 +263,11 @@ HttpResponse TokenEndpoint(security::Gate* gate, const HttpRequest& req) {
   if (!gate) return oauth_error(503, "temporarily_unavailable", "security is off (--insecure-dev): no tokens are issued");
   if (req.Header("content-type").rfind("application/x-www-form-urlencoded", 0) != 0)
     return oauth_error(400, "invalid_request", "send the grant as application/x-www-form-urlencoded");
+  if (!gate->login_limiter().Allow("login:" + req.remote, NowMicros())) {
+    HttpResponse r = oauth_error(429, "slow_down", "too many token requests from this address");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
   security::GrantError error = security::GrantError::kInvalidRequest;
   const auto form = ParseQueryString(req.body);
   auto grant = gate->Grant(form, req.Header("authorization"), &error);
@@ -333,8 +378,11 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
   std::shared_ptr<fhir::FhirService> fhir = fhir::NewFhirService(&store, options.fhir);
   Router router;
   auto add = [&](std::string method, std::string prefix, Handler h) {
-    router.Add(std::move(method), std::move(prefix), Marked(options, std::move(h)));
+    router.Add(std::move(method), std::move(prefix), Marked(options, Cors(options, std::move(h))));
   };
+  // CORS preflights (no credentials): before the other routes, so they win the prefix ties.
+  for (const char* prefix : {"/fhir", "/api", "/auth"})
+    add("OPTIONS", prefix, [origins = options.cors_origins](const HttpRequest& req) { return Preflight(origins, req); });
   add("GET", "/healthz", Unguarded([&store](const HttpRequest&) {
     // A primary-key look-up: proves the store answers without costing a scan.
     auto probe = store.Read("Patient", "healthz-probe");

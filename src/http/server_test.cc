@@ -189,9 +189,10 @@ TEST(HttpServer, GracefulShutdownFinishesInFlightRequests) {
 // A data folder with a security gate (keys, accounts) for one test.
 class GateDir {
  public:
-  GateDir() : dir_(std::filesystem::temp_directory_path() / ("rhip-gate-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
+  explicit GateDir(security::RateLimitOptions limit = {.rate = 1000, .burst = 2000})
+      : dir_(std::filesystem::temp_directory_path() / ("rhip-gate-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
     std::filesystem::remove_all(dir_);
-    auto g = security::Gate::Open({.data_dir = dir_.string()});
+    auto g = security::Gate::Open({.data_dir = dir_.string(), .rate_limit = limit});
     EXPECT_TRUE(g.ok()) << g.status().ToString();
     gate_ = std::move(*g);
   }
@@ -339,6 +340,69 @@ TEST(PlatformRouter, StaticFilesWithSecurityHeadersAndNoTraversal) {
   EXPECT_NE(r.find("Content-Security-Policy"), std::string::npos);
   EXPECT_NE(c.Request("GET", "/%2e%2e/etc/passwd").find("400"), std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST(PlatformRouter, RateLimitsEachClientAndTellsItWhenToRetry) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g({.rate = 0.001, .burst = 3});  // three requests, then (practically) none
+  ServeOptions so;
+  so.gate = g.gate();
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  const std::string one = g.Auth(security::Role::kAdmin);
+  for (int i = 0; i < 3; ++i) EXPECT_NE(c.Request("GET", "/fhir/Organization", "", one).find("200 OK"), std::string::npos);
+  std::string limited = c.Request("GET", "/fhir/Organization", "", one);
+  EXPECT_NE(limited.find("429"), std::string::npos) << limited;
+  EXPECT_NE(limited.find("Retry-After: 1"), std::string::npos);
+  // another client (another token subject) has its own bucket
+  security::Principal p{.subject = "someone-else", .role = security::Role::kCdc};
+  p.scopes = security::DefaultScopes(p.role, true);
+  const std::string else_auth = "Authorization: Bearer " + *g.gate()->tokens().Issue(p, 600) + "\r\n";
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", else_auth).find("200 OK"), std::string::npos);
+  // guessing tokens from one address is limited too
+  for (int i = 0; i < 3; ++i) c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer guess." + std::to_string(i) + ".x\r\n");
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer guess.9.x\r\n").find("429"), std::string::npos);
+}
+
+TEST(PlatformRouter, CorsOnlyForConfiguredOrigins) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  ServeOptions so;
+  so.gate = g.gate();
+  so.cors_origins = {"https://portal.rhip.example"};
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  const std::string pre = "Origin: https://portal.rhip.example\r\nAccess-Control-Request-Method: GET\r\n";
+  std::string ok = c.Request("OPTIONS", "/fhir/Patient", "", pre);
+  EXPECT_NE(ok.find("204"), std::string::npos) << ok;
+  EXPECT_NE(ok.find("Access-Control-Allow-Origin: https://portal.rhip.example"), std::string::npos);
+  EXPECT_NE(ok.find("Authorization"), std::string::npos);
+  std::string evil = c.Request("OPTIONS", "/fhir/Patient", "", "Origin: https://evil.example\r\nAccess-Control-Request-Method: GET\r\n");
+  EXPECT_NE(evil.find("403"), std::string::npos);
+  EXPECT_EQ(evil.find("Access-Control-Allow-Origin"), std::string::npos);
+  const std::string admin = g.Auth(security::Role::kAdmin);
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", admin + "Origin: https://portal.rhip.example\r\n")
+                .find("Access-Control-Allow-Origin: https://portal.rhip.example"),
+            std::string::npos);
+  EXPECT_EQ(c.Request("GET", "/fhir/Organization", "", admin + "Origin: https://evil.example\r\n").find("Access-Control-Allow-Origin"),
+            std::string::npos);
+}
+
+TEST(PlatformRouter, DeeplyNestedJsonIsRefusedBeforeItReachesTheStore) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  ServeOptions so;
+  so.gate = g.gate();
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  std::string deep = R"({"resourceType":"Patient","extension":)" + std::string(200, '[') + std::string(200, ']') + "}";
+  std::string r = c.Request("POST", "/fhir/Patient", deep, "Content-Type: application/fhir+json\r\n" + g.Auth(security::Role::kAdmin));
+  EXPECT_NE(r.find("400"), std::string::npos) << r.substr(0, 300);
+  EXPECT_NE(r.find("deep"), std::string::npos) << r.substr(0, 400);
+  EXPECT_EQ(*(*store)->Count("Patient"), 0);
 }
 
 }  // namespace

@@ -40,6 +40,9 @@ struct ServeOptions {
   std::vector<ExtraRoute> extra_routes;
   security::Gate* gate = nullptr;  // must outlive the router
   bool insecure_dev = false;       // rhip serve --insecure-dev: no tokens, everyone is admin
+  // Browser origins allowed to call the API cross-origin (--cors-origin); none by
+  // default: no CORS header is ever sent for another origin, preflights get 403.
+  std::vector<std::string> cors_origins;
 };
 
 // Builds the routes and serves until SIGTERM/SIGINT. `on_listening` is called

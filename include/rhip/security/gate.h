@@ -24,6 +24,7 @@
 #include "rhip/security/guard.h"
 #include "rhip/security/person_links.h"
 #include "rhip/security/principal.h"
+#include "rhip/security/rate_limit.h"
 #include "rhip/security/token.h"
 
 namespace rhip::security {
@@ -38,6 +39,10 @@ struct GateOptions {
   store::Store* store = nullptr;
   const mpi::PersonDirectory* persons = nullptr;
   bool audit = true;  // keep the audit log (DATA/audit.db)
+  // Requests per second per client (token subject; remote address for callers
+  // without a valid token and for logins); 0 = no limit.
+  RateLimitOptions rate_limit{.rate = 1000, .burst = 2000};
+  RateLimitOptions login_rate_limit{.rate = 5, .burst = 20};
 };
 
 struct TokenGrant {
@@ -82,12 +87,17 @@ class Gate {
   const mpi::PersonDirectory* persons() const { return persons_; }
   // The audit log; nullptr when GateOptions::audit is off.
   AuditLog* audit() { return audit_.get(); }
+  RateLimiter& limiter() { return limiter_; }
+  RateLimiter& login_limiter() { return login_limiter_; }
   TokenService& tokens() { return *tokens_; }
   Accounts& accounts() { return *accounts_; }
 
  private:
-  explicit Gate(GateOptions options) : options_(std::move(options)) {}
+  explicit Gate(GateOptions options)
+      : options_(std::move(options)), limiter_(options_.rate_limit), login_limiter_(options_.login_rate_limit) {}
   GateOptions options_;
+  RateLimiter limiter_;
+  RateLimiter login_limiter_;
   std::unique_ptr<TokenService> tokens_;
   std::unique_ptr<Accounts> accounts_;
   CareRelationships care_;
