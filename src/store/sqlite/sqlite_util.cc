@@ -66,6 +66,13 @@ Status Db::Exec(std::string_view sql) {
   return Status::Ok();
 }
 
+Status Db::Run(const std::string& sql) {
+  ASSIGN_OR_RETURN(Stmt * s, Prepare(sql));
+  Status st = s->Run();
+  s->Reset();
+  return st;
+}
+
 StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) {
