@@ -312,6 +312,8 @@ class Service : public FhirService {
     std::string if_none_exist(req.Header("if-none-exist"));
     if (if_none_exist.find('?') != std::string::npos) if_none_exist = if_none_exist.substr(if_none_exist.find('?') + 1);
     WriteOutcome out;
+    // Rendered here, not in the callback: the store's single writer only writes.
+    store::PutRequest put = ToPut(p, 1, "POST");
     Status st = store_->Write([&](WriteTransaction& tx) -> Status {
       if (!if_none_exist.empty()) {
         ASSIGN_OR_RETURN(auto ids, Matches(tx, type, if_none_exist));
@@ -324,7 +326,6 @@ class Service : public FhirService {
           return Status::Ok();
         }
       }
-      store::PutRequest put = ToPut(p, 1, "POST");
       RETURN_IF_ERROR(tx.Put(put));
       out.status = 201;
       out.wrote = true;
