@@ -23,7 +23,7 @@ class RunningServer {
  public:
   RunningServer(ServerOptions o, Router r) {
     o.port = 0;
-    o.threads = 4;
+    if (o.threads == 0) o.threads = 4;
     o.handle_signals = false;
     o.access_log = false;
     server_ = std::make_unique<HttpServer>(o, std::move(r));
@@ -219,6 +219,30 @@ TEST(PlatformRouter, StaticFilesWithSecurityHeadersAndNoTraversal) {
   EXPECT_NE(r.find("Content-Security-Policy"), std::string::npos);
   EXPECT_NE(c.Request("GET", "/%2e%2e/etc/passwd").find("400"), std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+// A write waiting on the store (here: on a read that must come first) sits on the
+// blocking pool, not on an I/O thread: with one I/O thread the read still gets through.
+TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
+  std::promise<void> read_done;
+  std::shared_future<void> done = read_done.get_future().share();
+  Router r;
+  r.Add("POST", "/slow", [done](const HttpRequest&) {
+    const bool ok = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    return HttpResponse::Json(ok ? 201 : 500, "{}");
+  });
+  r.Add("GET", "/fast", [&read_done](const HttpRequest&) {
+    read_done.set_value();
+    return HttpResponse::Json(200, "{}");
+  });
+  ServerOptions o;
+  o.threads = 1;
+  RunningServer server(o, std::move(r));
+  Client writer(server.port());
+  writer.SendRaw("POST /slow HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+  Client reader(server.port());
+  EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(writer.ReadResponse().rfind("HTTP/1.1 201", 0), 0u);
 }
 
 }  // namespace
