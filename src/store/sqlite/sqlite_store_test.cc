@@ -537,6 +537,42 @@ TEST_F(StoreTest, SupersededVersionsKeepTheirOwnJson) {
   EXPECT_EQ(*type_history->total, 4);
 }
 
+// One commit far larger than the WAL write buffer and than one write() (the WAL
+// writes are combined, then written in pieces): all of it is there after reopening.
+TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
+  const std::string path = TempDb("huge");
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto s = OpenStore({.url = "sqlite:" + path});
+    if (!s.ok()) _exit(3);
+    const std::string filler(3000, 'x');
+    Status st = (*s)->Write([&](WriteTransaction& tx) -> Status {
+      for (int i = 0; i < 5000; ++i) {  // ~20 MB of WAL in one commit
+        PutRequest p = Patient("h" + std::to_string(i), 1, "H" + std::to_string(i), "n" + std::to_string(i));
+        p.json.insert(p.json.size() - 1, R"(,"text":")" + filler + "\"");
+        RETURN_IF_ERROR(tx.Put(p));
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) _exit(4);
+    if (!(*s)->Write([&](WriteTransaction& tx) { return tx.Put(Patient("after", 1, "A", "a")); }).ok()) _exit(5);
+    _exit(0);  // no close, no checkpoint: the next open recovers everything from the WAL
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto s = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(s.ok());
+  auto n = (*s)->Count("Patient");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 5001);
+  auto last = (*s)->Read("Patient", "h4999");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->json.size(), Patient("h4999", 1, "", "").json.size() + 3010);
+  EXPECT_TRUE((*s)->Read("Patient", "after").ok());
+}
+
 // ---- schema 2 → 3 ----
 
 TEST(StoreMigration, Schema2StoresKeepTheirDataIndexAndHistory) {
