@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "store/sqlite/mpi_tables.h"
 #include "store/sqlite/search_sql.h"
 #include "store/sqlite/sqlite_util.h"
 
@@ -85,6 +86,8 @@ CREATE TABLE inbound_message (
 );
 CREATE INDEX inbound_message_status ON inbound_message (status, received);
 )sql",
+    // 3: the EMPI's trail of person changes and its review queue (mpi_tables.cc).
+    kMpiTablesMigration,
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
@@ -311,6 +314,9 @@ class Tx : public WriteTransaction {
     s->Bind(9, static_cast<int64_t>(m.attempts));
     return s->Run();
   }
+
+  Status AppendPersonChange(const PersonChange& change) override { return sqlite::AppendPersonChange(*db_, change); }
+  StatusOr<int64_t> PutReview(const MatchReview& review) override { return sqlite::PutReview(*db_, review); }
 
   StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) override {
     ASSIGN_OR_RETURN(CompiledSql c, CompileSearch(query));
@@ -609,6 +615,27 @@ class SqliteStore : public Store {
     while (s->Step(&st)) out.push_back(RowToMessage(s));
     RETURN_IF_ERROR(st);
     return out;
+  }
+
+  StatusOr<std::vector<PersonChange>> PersonChanges(std::string_view person_id, int limit, int64_t offset) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::PersonChanges(*c, person_id, limit, offset);
+  }
+  StatusOr<std::vector<MatchReview>> Reviews(std::string_view status, int limit, int64_t offset) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::Reviews(*c, status, limit, offset);
+  }
+  StatusOr<int64_t> CountReviews(std::string_view status) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::CountReviews(*c, status);
+  }
+  StatusOr<std::optional<MatchReview>> ReadReview(int64_t id) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::ReadReview(*c, id);
   }
 
   Status Scan(std::string_view type, const std::function<Status(const ResourceVersion&)>& fn) override {
