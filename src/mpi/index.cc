@@ -6,14 +6,20 @@
 
 namespace rhip::mpi {
 
+double MatchModel::Contribution(int f, int level, double name_u) const {
+  if (level == 0) return 0;
+  const double uu = f == kFieldName && level == 1 && name_u > 0 ? name_u : u[f][level];
+  return std::log2(std::max(m[f][level], 1e-9) / std::max(uu, 1e-12));
+}
+
 double MatchModel::Weight(const Levels& l, double name_u) const {
   double w = 0;
-  for (int f = 0; f < kFieldCount; ++f) {
-    if (l[f] == 0) continue;
-    const double uu = f == kFieldName && l[f] == 1 && name_u > 0 ? name_u : u[f][l[f]];
-    w += std::log2(std::max(m[f][l[f]], 1e-9) / std::max(uu, 1e-12));
-  }
+  for (int f = 0; f < kFieldCount; ++f) w += Contribution(f, l[f], name_u);
   return w;
+}
+
+Grade MatchModel::GradeOf(double w) const {
+  return w >= certain ? Grade::kCertain : w >= probable ? Grade::kProbable : w >= possible ? Grade::kPossible : Grade::kNone;
 }
 
 MatchModel DefaultModel() {
@@ -96,32 +102,57 @@ size_t PatientIndex::size() const {
   return records_.size();
 }
 
+MatchCandidate PatientIndex::ScoreLocked(const PatientRecord& query, const PatientRecord& r) const {
+  MatchCandidate c;
+  c.id = r.id;
+  c.levels = Compare(query, r);
+  if (c.levels[kFieldName] == 1) {
+    const double n = std::max<double>(1, static_cast<double>(records_.size()));
+    auto nc = name_count_.find(r.name.simplified);
+    c.name_u = std::max(nc == name_count_.end() ? 1.0 : static_cast<double>(nc->second), 1.0) / n;
+  }
+  c.weight = model_.Weight(c.levels, c.name_u);
+  // Two different valid ID numbers are two people, however alike the rest.
+  if (c.levels[kFieldId] == 3) c.weight = std::min(c.weight, model_.possible - 1);
+  c.grade = model_.GradeOf(c.weight);
+  return c;
+}
+
+std::optional<MatchCandidate> PatientIndex::Score(const PatientRecord& query, const std::string& id) const {
+  std::shared_lock lock(mu_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return std::nullopt;
+  return ScoreLocked(query, it->second);
+}
+
+std::optional<PatientRecord> PatientIndex::Find(const std::string& id) const {
+  std::shared_lock lock(mu_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::string> PatientIndex::WithIdNumber(const std::string& number) const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> out;
+  auto b = blocks_.find("i|" + number);
+  if (b == blocks_.end()) return out;
+  for (const auto& id : b->second)
+    if (records_.at(id).id_number.number == number) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<MatchCandidate> PatientIndex::Match(const PatientRecord& query, int count) const {
   std::shared_lock lock(mu_);
   std::unordered_set<std::string> seen;
   std::vector<MatchCandidate> out;
-  const double n = std::max<double>(1, static_cast<double>(records_.size()));
   for (const auto& key : Keys(query)) {
     auto b = blocks_.find(key);
     if (b == blocks_.end() || b->second.size() > 256) continue;  // not selective
     for (const auto& id : b->second) {
       if (id == query.id || !seen.insert(id).second) continue;
-      const PatientRecord& r = records_.at(id);
-      MatchCandidate c;
-      c.id = id;
-      c.levels = Compare(query, r);
-      double name_u = 0;
-      if (c.levels[kFieldName] == 1) {
-        auto nc = name_count_.find(r.name.simplified);
-        name_u = std::max(nc == name_count_.end() ? 1.0 : static_cast<double>(nc->second), 1.0) / n;
-      }
-      c.weight = model_.Weight(c.levels, name_u);
-      // Two different valid ID numbers are two people, however alike the rest.
-      if (c.levels[kFieldId] == 3) c.weight = std::min(c.weight, model_.possible - 1);
-      c.grade = c.weight >= model_.certain ? Grade::kCertain
-                : c.weight >= model_.probable ? Grade::kProbable
-                : c.weight >= model_.possible ? Grade::kPossible
-                                              : Grade::kNone;
+      MatchCandidate c = ScoreLocked(query, records_.at(id));
       if (c.grade != Grade::kNone) out.push_back(std::move(c));
     }
   }

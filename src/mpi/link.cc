@@ -1,5 +1,8 @@
 #include "rhip/mpi/link.h"
 
+#include "rhip/core/time.h"
+#include "rhip/mpi/person.h"
+
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -68,6 +71,21 @@ struct UnionFind {
   }
 };
 
+bool LeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// A full calendar date, not before 1900 and not after today (UTC+08:00).
+bool PlausibleBirthDate(std::string_view b) {
+  if (b.size() != 10 || b[4] != '-' || b[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (b[i] < '0' || b[i] > '9') return false;
+  const int y = std::stoi(std::string(b.substr(0, 4))), m = std::stoi(std::string(b.substr(5, 2))),
+            d = std::stoi(std::string(b.substr(8, 2)));
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1900 || m < 1 || m > 12 || d < 1 || d > kDays[m - 1] + (m == 2 && LeapYear(y))) return false;
+  static const std::string today = FormatLocalDate(NowMicros());
+  return std::string(b) <= today;
+}
+
 }  // namespace
 
 StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
@@ -79,6 +97,13 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
   r.id = std::string(Str(d, "id"));
   if (r.id.empty()) return InvalidArgument("Patient without an id");
   r.birth = std::string(Str(d, "birthDate"));
+  // Partial dates (YYYY, YYYY-MM) are valid FHIR but not compared; impossible ones are flagged.
+  const bool partial = (r.birth.size() == 4 || r.birth.size() == 7) && r.birth[0] >= '1' && r.birth[0] <= '2';
+  if (!r.birth.empty() && !partial && !PlausibleBirthDate(r.birth)) {
+    r.quality |= kFlagBirthInvalid;
+    r.birth.clear();
+  }
+  if (partial) r.birth.clear();
   const std::string_view g = Str(d, "gender");
   r.sex = g == "male" ? Sex::kMale : g == "female" ? Sex::kFemale : Sex::kUnknown;
   std::string id_raw;
@@ -90,6 +115,20 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
     }
   }
   r.id_number = NormalizeIdNumber(id_raw, r.birth, r.sex);
+  if (!id_raw.empty()) {
+    if (r.id_number.status == IdStatus::kMalformed) r.quality |= kFlagIdMalformed;
+    if (r.id_number.status == IdStatus::kBadCheck) r.quality |= kFlagIdBadCheck;
+    if (r.id_number.status == IdStatus::kConflicting) r.quality |= kFlagIdInconsistent;
+  }
+  if (auto it = d.FindMember("link"); it != d.MemberEnd() && it->value.IsArray()) {
+    for (const auto& l : it->value.GetArray()) {
+      if (!l.IsObject() || Str(l, "type") != "replaced-by") continue;
+      auto other = l.FindMember("other");
+      if (other == l.MemberEnd() || !other->value.IsObject()) continue;
+      const std::string_view ref = Str(other->value, "reference");
+      if (ref.rfind("Patient/", 0) == 0) r.replaced_by = std::string(ref.substr(8));
+    }
+  }
   if (auto it = d.FindMember("name"); it != d.MemberEnd() && it->value.IsArray() && !it->value.Empty() && it->value[0].IsObject()) {
     const auto& n = it->value[0];
     std::string text(Str(n, "text"));
@@ -101,6 +140,7 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
     }
     r.name = NormalizeName(text);
   }
+  if (r.name.empty()) r.quality |= kFlagNoName;
   if (auto it = d.FindMember("telecom"); it != d.MemberEnd() && it->value.IsArray()) {
     for (const auto& t : it->value.GetArray())
       if (t.IsObject() && Str(t, "system") == "phone" && r.phone.empty()) r.phone = NormalizePhone(Str(t, "value"));

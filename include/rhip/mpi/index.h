@@ -17,6 +17,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -27,6 +28,9 @@
 
 namespace rhip::mpi {
 
+enum class Grade { kCertain, kProbable, kPossible, kNone };
+const char* GradeCode(Grade g);  // FHIR match-grade: certain, probable, possible, certainly-not
+
 struct MatchModel {
   std::array<std::array<double, kMaxLevels>, kFieldCount> m{}, u{};
   double certain = 16;   // weight (log2) at or above which a match is certain
@@ -34,20 +38,21 @@ struct MatchModel {
   double possible = 3;   // … possible; below: not a match
   // Σ log2(m/u) over the fields compared; `name_u` (> 0) replaces u for an exact name.
   double Weight(const Levels& levels, double name_u = 0) const;
+  // One field's log2(m/u) (0 when the field is missing on either side).
+  double Contribution(int field, int level, double name_u = 0) const;
+  Grade GradeOf(double weight) const;
 };
 
 // m and u as the batch linkage's EM estimated them on a generated region
 // (bench/RESULTS.md); `rhip mpi link` prints the ones of your data.
 MatchModel DefaultModel();
 
-enum class Grade { kCertain, kProbable, kPossible, kNone };
-const char* GradeCode(Grade g);  // FHIR match-grade: certain, probable, possible, certainly-not
-
 struct MatchCandidate {
   std::string id;  // Patient id
   double weight = 0;
   Grade grade = Grade::kNone;
   Levels levels{};
+  double name_u = 0;  // the name's own frequency when the names agree exactly (term-frequency u), else 0
 };
 
 class PatientIndex {
@@ -57,11 +62,17 @@ class PatientIndex {
   void Remove(const std::string& id);
   // Candidates graded possible or better, best first (ties by id); at most `count`.
   std::vector<MatchCandidate> Match(const PatientRecord& query, int count) const;
+  // The comparison of `query` with one indexed record; nullopt when `id` is not indexed.
+  std::optional<MatchCandidate> Score(const PatientRecord& query, const std::string& id) const;
+  std::optional<PatientRecord> Find(const std::string& id) const;
+  // Ids of the indexed records whose normalized ID number is `number` (18 characters).
+  std::vector<std::string> WithIdNumber(const std::string& number) const;
   size_t size() const;
 
  private:
   void Unindex(const PatientRecord& r);
   std::vector<std::string> Keys(const PatientRecord& r) const;
+  MatchCandidate ScoreLocked(const PatientRecord& query, const PatientRecord& r) const;
 
   MatchModel model_;
   mutable std::shared_mutex mu_;

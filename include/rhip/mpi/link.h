@@ -41,11 +41,14 @@ struct PatientRecord {
   std::string health_card;  // urn:oid:2.16.156.10011.1.19
   std::string county;       // address.district
   std::string address;      // NormalizeAddress
+  uint32_t quality = 0;     // data-quality flags (person.h QualityFlag bits)
+  std::string replaced_by;  // Patient.link type replaced-by: the Patient id this record was merged into
 };
 
 // Reads FHIR Patient NDJSON; errors name the file and line.
 StatusOr<std::vector<PatientRecord>> ReadPatientNdjson(const std::string& path);
-// One Patient resource (JSON text) as a record.
+// One Patient resource (JSON text) as a record. A birth date that is not a full
+// date between 1900 and today is flagged (kFlagBirthInvalid) and left out.
 StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json);
 
 // Comparison fields and their levels (0 = missing on either side, no evidence).
