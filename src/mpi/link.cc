@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -390,6 +391,58 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
     result.person_of[order[k]] = static_cast<int64_t>(order[static_cast<size_t>(smallest[static_cast<size_t>(uf.Find(static_cast<int64_t>(k)))])]);
   st.seconds_clustering = timer.Lap();
   return result;
+}
+
+StablePersonIds AssignPersonIds(const std::vector<PatientRecord>& records, const LinkResult& result,
+                                const std::unordered_map<std::string, std::string>& previous) {
+  StablePersonIds out;
+  out.person_of.assign(records.size(), "");
+  // Clusters (by label) and, for each previous person, how many of its records are in the input.
+  std::map<int64_t, std::vector<size_t>> clusters;
+  std::map<std::string, int64_t> present;  // previous person id → its records in the input
+  for (size_t i = 0; i < records.size(); ++i) {
+    clusters[result.person_of[i]].push_back(i);
+    if (auto p = previous.find(records[i].id); p != previous.end()) ++present[p->second];
+  }
+  std::set<std::string> taken;
+  for (const auto& [id, person] : previous) taken.insert(person);
+  // Clusters in the order of their smallest record id: deterministic whatever the input order.
+  std::vector<const std::vector<size_t>*> ordered;
+  std::vector<std::string> smallest;
+  for (auto& [label, members] : clusters) {
+    std::sort(members.begin(), members.end(), [&](size_t a, size_t b) { return records[a].id < records[b].id; });
+    ordered.push_back(&members);
+  }
+  std::sort(ordered.begin(), ordered.end(),
+            [&](const auto* a, const auto* b) { return records[a->front()].id < records[b->front()].id; });
+  std::set<std::string> kept;
+  std::vector<const std::vector<size_t>*> fresh;
+  for (const auto* members : ordered) {
+    std::map<std::string, int64_t> inside;  // previous person → its records in this cluster
+    for (size_t i : *members)
+      if (auto p = previous.find(records[i].id); p != previous.end()) ++inside[p->second];
+    std::string best;
+    int64_t best_n = 0;
+    for (const auto& [person, n] : inside)
+      if (n == present[person] && n > best_n) best = person, best_n = n;  // all of it is here: same or grew
+    if (best.empty()) {
+      fresh.push_back(members);
+      continue;
+    }
+    kept.insert(best);
+    for (size_t i : *members) out.person_of[i] = best;
+  }
+  for (const auto* members : fresh) {
+    std::string id = "person-" + records[members->front()].id;
+    for (int n = 2; taken.count(id); ++n) id = "person-" + records[members->front()].id + "-" + std::to_string(n);
+    taken.insert(id);
+    for (size_t i : *members) out.person_of[i] = id;
+  }
+  out.kept = static_cast<int64_t>(kept.size());
+  out.created = static_cast<int64_t>(fresh.size());
+  for (const auto& [person, n] : present)
+    if (!kept.count(person)) out.retired.push_back(person);
+  return out;
 }
 
 PairwiseQuality EvaluatePairs(const std::vector<std::string>& predicted, const std::vector<std::string>& truth) {

@@ -24,6 +24,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "rhip/core/status.h"
@@ -85,6 +86,22 @@ struct LinkResult {
 };
 
 LinkResult LinkRecords(const std::vector<PatientRecord>& records, const LinkOptions& options);
+
+// Person ids for a linkage that keep a previous run's ids stable: a cluster
+// keeps a previous person id when it holds every record of that person that is
+// still in the input (the cluster is the same or grew); when it holds several
+// such persons, the one with most records keeps its id (then the smallest id).
+// Other clusters get a new id, "person-<smallest record id>", made unique
+// against every previous id, so an id never moves to another set of records.
+// Deterministic: the input order does not matter.
+struct StablePersonIds {
+  std::vector<std::string> person_of;  // per input record
+  int64_t kept = 0;      // previous ids that are kept
+  int64_t created = 0;   // new ids
+  std::vector<std::string> retired;  // previous ids with records in the input that no cluster keeps (split or merged)
+};
+StablePersonIds AssignPersonIds(const std::vector<PatientRecord>& records, const LinkResult& result,
+                                const std::unordered_map<std::string, std::string>& previous);  // record id → person id
 
 // Pairwise quality of `predicted` against `truth` (both: a cluster label per record).
 struct PairwiseQuality {
