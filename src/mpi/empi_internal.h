@@ -48,6 +48,9 @@ struct Batch {
 struct Job {
   std::function<StatusOr<std::string>(Batch&)> fn;
   StatusOr<std::string> result = std::string();
+  // Patient writes wait until the decision is made (visible to readers); steward
+  // actions until it is durable, since the steward must hear of a failed write.
+  bool wait_durable = true;
   bool done = false;
 };
 
@@ -102,8 +105,9 @@ struct EmpiService::Impl : public PersonDirectory {
   std::string Survivor(std::string_view person_id) const;
   std::string ExplainJson(const MatchCandidate& c, uint32_t flags_a, uint32_t flags_b, const std::string& why) const;
 
-  void ProcessBatch(const std::vector<internal::Job*>& jobs);
-  StatusOr<std::string> Submit(std::function<StatusOr<std::string>(Batch&)> fn);
+  // Decides every job, calls `decided` (the decisions are visible), then writes them in one transaction.
+  [[nodiscard]] Status ProcessBatch(const std::vector<internal::Job*>& jobs, const std::function<void()>& decided = nullptr);
+  StatusOr<std::string> Submit(std::function<StatusOr<std::string>(Batch&)> fn, bool wait_durable = true);
   void LinkerLoop();
 };
 

@@ -325,7 +325,7 @@ std::string EmpiService::Impl::ExplainJson(const MatchCandidate& c, uint32_t fla
 
 // ---- batches: decisions in memory, then one store transaction ---------------
 
-void EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs) {
+Status EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs, const std::function<void()>& decided) {
   Batch b;
   b.now = NowMicros();
   struct Dirty {
@@ -350,6 +350,7 @@ void EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs) {
       dirty.push_back(std::move(d));
     }
   }
+  if (decided) decided();
   // The Person resources are built outside the lock and outside the store's writer thread.
   for (Dirty& d : dirty) {
     auto doc = fhir::ParseJson(PersonJson(d.state));
@@ -378,7 +379,7 @@ void EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs) {
   if (st.ok()) {
     for (const Dirty& d : dirty) persons[d.state.id].version = d.state.version + 1;
     for (const auto& r : b.reviews) review_ids[Ordered(r.record_a, r.record_b)] = r.id;
-    return;
+    return Status::Ok();
   }
   // Nothing was written: undo the batch's decisions. The Patients stay unlinked until the next Load.
   log::Error("empi: writing {} Person changes failed ({}); their Patients are linked at the next start", dirty.size(),
@@ -401,13 +402,13 @@ void EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs) {
   for (const auto& p : b.open_added) open_reviews.erase(p);
   for (const auto& p : b.open_removed) open_reviews.insert(p);
   for (int64_t id : b.decided) decided_reviews.erase(id);
-  for (Job* j : jobs)
-    if (j->result.ok()) j->result = st;
+  return st;  // the jobs may be gone (released at `decided`): the caller reports it to those still waiting
 }
 
-StatusOr<std::string> EmpiService::Impl::Submit(std::function<StatusOr<std::string>(Batch&)> fn) {
+StatusOr<std::string> EmpiService::Impl::Submit(std::function<StatusOr<std::string>(Batch&)> fn, bool wait_durable) {
   Job job;
   job.fn = std::move(fn);
+  job.wait_durable = wait_durable;
   std::unique_lock lock(q_mu);
   if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
   queue.push_back(&job);
@@ -428,9 +429,26 @@ void EmpiService::Impl::LinkerLoop() {
         queue.pop_front();
       }
     }
-    ProcessBatch(batch);
+    // With options.wait_for_person_write off, a Patient write returns once its
+    // person is decided: the Person write then shares its commit with the next
+    // Patients' (see empi_service.h on crashes). Released jobs are not touched again.
+    std::vector<Job*> waiting;
+    const Status st = ProcessBatch(batch, [&] {
+      std::lock_guard lock(q_mu);
+      for (Job* j : batch) {
+        if (j->wait_durable || !j->result.ok()) {
+          waiting.push_back(j);
+        } else {
+          j->done = true;
+        }
+      }
+      done_cv.notify_all();
+    });
     std::lock_guard lock(q_mu);
-    for (Job* j : batch) j->done = true;
+    for (Job* j : waiting) {
+      if (!st.ok() && j->result.ok()) j->result = st;
+      j->done = true;
+    }
     done_cv.notify_all();
   }
 }
@@ -564,7 +582,7 @@ Status EmpiService::Load() {
       }});
     std::vector<Job*> ptrs;
     for (auto& j : jobs) ptrs.push_back(&j);
-    m.ProcessBatch(ptrs);
+    RETURN_IF_ERROR(m.ProcessBatch(ptrs));
     for (auto& j : jobs) RETURN_IF_ERROR(j.result.status());
   }
   log::Info("empi: {} Patient records indexed ({} unreadable), {} Persons; linked {} records without a Person, forgot {} deleted",
@@ -582,10 +600,12 @@ void EmpiService::OnWritten(const store::ResourceVersion& v) {
   StatusOr<std::string> done = std::string();
   if (v.deleted) {
     index_->Remove(v.id);
-    done = m.Submit([&m, id = v.id](Batch& b) -> StatusOr<std::string> {
-      m.Forget(b, id);
-      return std::string();
-    });
+    done = m.Submit(
+        [&m, id = v.id](Batch& b) -> StatusOr<std::string> {
+          m.Forget(b, id);
+          return std::string();
+        },
+        impl_->options.wait_for_person_write);
   } else {
     auto r = RecordFromPatientJson(v.json);
     if (!r.ok()) return;
@@ -594,12 +614,19 @@ void EmpiService::OnWritten(const store::ResourceVersion& v) {
     } else {
       index_->Remove(r->id);  // merged away by its source: no longer a matching candidate
     }
-    done = m.Submit([&m, rec = std::move(*r)](Batch& b) -> StatusOr<std::string> {
-      m.Relink(b, rec);
-      return std::string();
-    });
+    done = m.Submit(
+        [&m, rec = std::move(*r)](Batch& b) -> StatusOr<std::string> {
+          m.Relink(b, rec);
+          return std::string();
+        },
+        impl_->options.wait_for_person_write);
   }
   if (!done.ok()) log::Warn("empi: Patient/{} not linked now ({}); it is linked at the next start", v.id, done.status().message());
+}
+
+Status EmpiService::Flush() {
+  // A job of its own waits for durability; the linker runs batches in order.
+  return impl_->Submit([](Batch&) -> StatusOr<std::string> { return std::string(); }, true).status();
 }
 
 const PersonDirectory& EmpiService::directory() const { return *impl_; }

@@ -55,11 +55,12 @@ class PersonLinkingTest : public ::testing::Test {
     Close();
     for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + s);
   }
-  void Open() {
+  void Open(bool wait_for_person_write = true) {
     auto s = store::OpenStore({.url = "sqlite:" + path_, .read_connections = 2});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
-    empi_ = std::make_unique<EmpiService>(store_.get(), EmpiOptions{.model = TestModel()});
+    empi_ = std::make_unique<EmpiService>(store_.get(),
+                                          EmpiOptions{.model = TestModel(), .wait_for_person_write = wait_for_person_write});
     ASSERT_TRUE(empi_->Load().ok());
     fhir::FhirServiceOptions o;
     o.operations.push_back(empi_->MatchOperation());
@@ -202,6 +203,21 @@ TEST_F(PersonLinkingTest, PatientsWrittenWithoutTheEmpiAreLinkedAtLoad) {
   EXPECT_EQ(PersonOf("d1"), p);
   EXPECT_EQ(Parse(Call("GET", "Person/" + p).body)["meta"]["versionId"].GetString(), std::string("1"))
       << "both found in one batch: one Person version";
+}
+
+TEST_F(PersonLinkingTest, WithoutWaitingForThePersonWriteTheDecisionIsVisibleAndFlushMakesItDurable) {
+  Close();
+  Open(/*wait_for_person_write=*/false);
+  Put({.id = "w1", .name = "张伟", .birth = "1990-01-01", .id_number = kIdA});
+  Put({.id = "w2", .name = "张伟", .birth = "1990-01-01", .id_number = kIdA, .org = "330402-T1"});
+  const std::string p = PersonOf("w1");
+  ASSERT_FALSE(p.empty()) << "decided before the Patient write returned";
+  EXPECT_EQ(PersonOf("w2"), p);
+  ASSERT_TRUE(empi_->Flush().ok());
+  fhir::Json person = Parse(Call("GET", "Person/" + p).body);
+  EXPECT_EQ(person["link"].Size(), 2u);
+  Restart();
+  EXPECT_EQ(PersonOf("w2"), p);
 }
 
 TEST_F(PersonLinkingTest, AChainOfWeakLinksNeverJoinsTwoValidIdNumbers) {

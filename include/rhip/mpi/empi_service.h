@@ -67,6 +67,10 @@ struct EmpiOptions {
   std::string region = "330400";  // GB/T 2260 code that starts every person id (嘉兴市)
   int max_batch = 256;            // Patient writes whose Person changes share one store transaction
   int reviews_per_record = 3;     // gray-zone candidates queued for one record at most
+  // OnWritten returns once the Patient's Person is durable (true), or once its
+  // person is decided and visible to PersonOf/PatientsOf/$ihe-pix, the Person
+  // resource following in the next commit (false; Flush() waits for it).
+  bool wait_for_person_write = true;
 };
 
 // What a steward asks for; `actor` is who (the authenticated user once auth
@@ -89,6 +93,8 @@ class EmpiService {
   void Stop();
 
   void OnWritten(const store::ResourceVersion& written);
+  // Returns once every decision made so far is durable (the Person resources written).
+  Status Flush();
   Status ExpandSearch(store::SearchQuery& query) const;
   std::pair<std::string, fhir::OperationHandler> MatchOperation();
   std::pair<std::string, fhir::OperationHandler> PixOperation();
