@@ -90,9 +90,9 @@ int RunLink(const LinkFlags& f) {
   std::printf("  candidate pairs %lld, linked %lld, joins refused (conflicting ID numbers) %lld, EM match share %.4f\n",
               static_cast<long long>(s.candidate_pairs), static_cast<long long>(s.linked_pairs),
               static_cast<long long>(s.refused_joins), s.lambda);
-  std::printf("  time: blocking %.2f s, scoring %.2f s (%.0f pairs/s), clustering %.2f s\n", s.seconds_blocking,
-              s.seconds_scoring, s.seconds_scoring > 0 ? static_cast<double>(s.candidate_pairs) / s.seconds_scoring : 0.0,
-              s.seconds_clustering);
+  std::printf("  time: blocking %.2f s, preparing %.2f s, scoring %.2f s on one core (%.0f pairs/s), clustering %.2f s\n",
+              s.seconds_blocking, s.seconds_preparing, s.seconds_scoring,
+              s.seconds_scoring > 0 ? static_cast<double>(s.candidate_pairs) / s.seconds_scoring : 0.0, s.seconds_clustering);
   return 0;
 }
 

@@ -289,7 +289,11 @@ static std::vector<std::string> PersonRecordsFor(const EmpiService::Impl& m, sto
   store::Criterion c;
   c.param = "identifier";
   c.type = store::ParamType::kToken;
-  c.values.push_back({.system = std::string(system), .code = std::string(value), .has_system = true});
+  store::SearchValue v;
+  v.system = std::string(system);
+  v.code = std::string(value);
+  v.has_system = true;
+  c.values.push_back(std::move(v));
   q.criteria.push_back(std::move(c));
   if (auto page = store->Search(q); page.ok()) {
     for (const auto& r : page->resources) direct.insert(r.id);
@@ -322,7 +326,11 @@ Status EmpiService::ExpandSearch(store::SearchQuery& q) const {
     if (ids.empty()) return;  // nothing known: the plain search answers (with nothing, or what the EMPI has not seen)
     c.param = "_id";
     c.values.clear();
-    for (const auto& id : ids) c.values.push_back({.code = id});
+    for (const auto& id : ids) {
+      store::SearchValue v;
+      v.code = id;
+      c.values.push_back(std::move(v));
+    }
   };
   if (q.type == "Patient")
     for (auto& c : q.criteria) widen(c);

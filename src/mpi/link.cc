@@ -72,6 +72,28 @@ struct UnionFind {
   }
 };
 
+// Comparison patterns as one number (mixed radix over the fields' level counts).
+constexpr size_t kPatterns = 5 * 5 * 5 * 3 * 3 * 3 * 3;
+uint16_t PatternCode(const Levels& l) {
+  uint32_t c = 0;
+  for (int f = 0; f < kFieldCount; ++f) c = c * static_cast<uint32_t>(kLevels[f]) + l[f];
+  return static_cast<uint16_t>(c);
+}
+Levels PatternLevels(uint16_t code) {
+  Levels l{};
+  uint32_t c = code;
+  for (int f = kFieldCount - 1; f >= 0; --f) {
+    l[f] = static_cast<uint8_t>(c % static_cast<uint32_t>(kLevels[f]));
+    c /= static_cast<uint32_t>(kLevels[f]);
+  }
+  return l;
+}
+int NameLevelOf(uint16_t code) {
+  uint32_t c = code;
+  for (int f = kFieldCount - 1; f > kFieldName; --f) c /= static_cast<uint32_t>(kLevels[f]);
+  return static_cast<int>(c % static_cast<uint32_t>(kLevels[kFieldName]));
+}
+
 bool LeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 // A full calendar date, not before 1900 and not after today (UTC+08:00).
@@ -283,7 +305,20 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
   st.candidate_pairs = static_cast<int64_t>(pair_list.size());
   st.seconds_blocking = timer.Lap();
 
-  // 2. u from random pairs (deterministic: seeded, over the id-sorted records).
+  // 2. Each name's frequency (term-frequency u for an exact name), counted once per record.
+  std::vector<uint32_t> name_freq(n, 0);
+  {
+    std::unordered_map<std::string_view, uint32_t> count;
+    count.reserve(n);
+    for (size_t k = 0; k < n; ++k)
+      if (!rec(k).name.empty()) ++count[rec(k).name.simplified];
+    for (size_t k = 0; k < n; ++k)
+      if (!rec(k).name.empty()) name_freq[k] = count[rec(k).name.simplified];
+  }
+  std::vector<double> name_w(n, 0);  // log2(m / u) of an exact name, u = that name's own frequency
+  st.seconds_preparing = timer.Lap();
+
+  // 3. u from random pairs (deterministic: seeded, over the id-sorted records).
   std::array<std::array<double, kMaxLevels>, kFieldCount> u_count{};
   for (int64_t s = 0; s < o.u_sample_pairs; ++s) {
     const uint64_t h = Mix(o.seed * 0x100000001B3ULL + static_cast<uint64_t>(s));
@@ -298,13 +333,17 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
     for (int v = 1; v < kLevels[f]; ++v) st.u[f][v] = (u_count[f][v] + 1) / total;
   }
 
-  // 3. m by EM over the candidate pairs, grouped by their comparison pattern.
-  std::map<Levels, int64_t> patterns;
-  std::vector<Levels> levels(pair_list.size());
+  // 4. Every candidate pair compared once, into a pattern code; m by EM over the patterns.
+  std::vector<uint16_t> codes(pair_list.size());
+  std::vector<int64_t> pattern_count(kPatterns, 0);
   for (size_t i = 0; i < pair_list.size(); ++i) {
-    levels[i] = Compare(rec(pair_list[i] >> 32), rec(pair_list[i] & 0xffffffff));
-    ++patterns[levels[i]];
+    const size_t a = pair_list[i] >> 32, b = pair_list[i] & 0xffffffff;
+    codes[i] = PatternCode(Compare(rec(a), rec(b)));
+    ++pattern_count[codes[i]];
   }
+  std::vector<std::pair<Levels, int64_t>> patterns;
+  for (size_t c = 0; c < kPatterns; ++c)
+    if (pattern_count[c] > 0) patterns.emplace_back(PatternLevels(static_cast<uint16_t>(c)), pattern_count[c]);
   for (int f = 0; f < kFieldCount; ++f) {  // start: agreement likely among matches
     st.m[f][1] = 0.9;
     for (int v = 2; v < kLevels[f]; ++v) st.m[f][v] = 0.1 / (kLevels[f] - 2);
@@ -335,26 +374,25 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
   }
   st.lambda = lambda;
 
-  // 4. Weights, with the name's u from the name's own frequency when the names agree exactly.
-  std::unordered_map<std::string, int64_t> name_freq;
+  // 5. Weights: one per pattern, plus the exact name's term-frequency weight of the record.
+  std::vector<double> pattern_w(kPatterns, 0);
+  for (const auto& [l, count] : patterns) {
+    double w = 0;
+    for (int f = 0; f < kFieldCount; ++f)
+      if (l[f] != 0 && !(f == kFieldName && l[f] == 1)) w += std::log2(st.m[f][l[f]] / st.u[f][l[f]]);
+    pattern_w[PatternCode(l)] = w;
+  }
   for (size_t k = 0; k < n; ++k)
-    if (!rec(k).name.empty()) ++name_freq[rec(k).name.simplified];
+    name_w[k] = std::log2(st.m[kFieldName][1] /
+                          std::max(static_cast<double>(name_freq[k]) / static_cast<double>(n), 1.0 / static_cast<double>(n)));
   struct Scored {
     double w;
     uint32_t a, b;
   };
   std::vector<Scored> linked;
   for (size_t i = 0; i < pair_list.size(); ++i) {
-    const Levels& l = levels[i];
     const uint32_t a = static_cast<uint32_t>(pair_list[i] >> 32), b = static_cast<uint32_t>(pair_list[i] & 0xffffffff);
-    double w = 0;
-    for (int f = 0; f < kFieldCount; ++f) {
-      if (l[f] == 0) continue;
-      double u = st.u[f][l[f]];
-      if (f == kFieldName && l[f] == 1)
-        u = std::max(static_cast<double>(name_freq[rec(a).name.simplified]) / static_cast<double>(n), 1.0 / static_cast<double>(n));
-      w += std::log2(st.m[f][l[f]] / u);
-    }
+    const double w = pattern_w[codes[i]] + (NameLevelOf(codes[i]) == 1 ? name_w[a] : 0.0);
     if (w >= o.threshold) linked.push_back({w, a, b});
   }
   st.linked_pairs = static_cast<int64_t>(linked.size());

@@ -165,9 +165,9 @@ TEST(LinkRecords, GeneratedRegionIsLinkedAccuratelyWhateverTheOrder) {
   const std::set<std::string> retired(grown.retired.begin(), grown.retired.end());
   int64_t moved = 0;
   for (size_t i = 0; i < records->size(); ++i) {
-    auto b = before.find((*records)[i].id);
-    if (b == before.end() || grown.person_of[i] == b->second) continue;
-    EXPECT_TRUE(retired.count(b->second)) << b->second << " moved without being retired";
+    auto prev = before.find((*records)[i].id);
+    if (prev == before.end() || grown.person_of[i] == prev->second) continue;
+    EXPECT_TRUE(retired.count(prev->second)) << prev->second << " moved without being retired";
     ++moved;
   }
   EXPECT_LT(moved, static_cast<int64_t>(records->size() / 20));

@@ -75,7 +75,10 @@ struct LinkStats {
   int64_t candidate_pairs = 0;   // distinct
   int64_t linked_pairs = 0;      // above the threshold
   int64_t refused_joins = 0;     // joins refused by the conflicting-ID rule
-  double seconds_blocking = 0, seconds_scoring = 0, seconds_clustering = 0;
+  double seconds_blocking = 0;
+  double seconds_preparing = 0;  // each record's fields as integers (interned strings), once
+  double seconds_scoring = 0;    // u from random pairs, every candidate pair compared and weighed, EM
+  double seconds_clustering = 0;
   double lambda = 0;             // EM's share of matches among candidate pairs
   std::array<std::array<double, kMaxLevels>, kFieldCount> m{}, u{};
 };
