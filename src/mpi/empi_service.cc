@@ -567,6 +567,8 @@ Status EmpiService::Load() {
     for (const auto& [id, rec] : m.records)
       if (!present.count(id)) gone.push_back(id);
   }
+  // Records merged away by their source follow their survivor, so they come last.
+  std::stable_partition(unlinked.begin(), unlinked.end(), [](const PatientRecord& r) { return r.replaced_by.empty(); });
   const size_t recovered = unlinked.size();
   for (size_t start = 0; start < unlinked.size() || start < gone.size(); start += 1000) {
     std::vector<Job> jobs;

@@ -405,6 +405,12 @@ TEST_F(PersonLinkingTest, SourceSystemMergeFollowsPatientLinkReplacedBy) {
   EXPECT_EQ(empi_->Person(gone)->merged_into, keep);
   auto trail = Parse(Api("GET", "persons/" + keep + "/trail").body);
   EXPECT_EQ(std::string(trail["changes"][trail["changes"].Size() - 1]["action"].GetString()), "source-merge");
+  // Imported without the EMPI, the merged record stored before its survivor: linked to it at load.
+  PutDirect({.id = "t2", .extra = R"(,"active":false,"link":[{"other":{"reference":"Patient/t1"},"type":"replaced-by"}])"});
+  PutDirect({.id = "t1", .name = "吴敏", .birth = "1992-02-02", .gender = "female"});
+  Restart();
+  ASSERT_NE(PersonOf("t1"), "");
+  EXPECT_EQ(PersonOf("t2"), PersonOf("t1"));
 }
 
 TEST_F(PersonLinkingTest, PixListsEveryIdentifierOfThePerson) {
