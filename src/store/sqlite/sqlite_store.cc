@@ -15,6 +15,7 @@
 
 #include "rhip/core/log.h"
 #include "store/sqlite/index_manifest.h"
+#include "store/sqlite/mpi_tables.h"
 #include "store/sqlite/search_sql.h"
 #include "store/sqlite/sqlite_util.h"
 
@@ -146,6 +147,8 @@ CREATE TABLE uri3 (param INTEGER NOT NULL, uri TEXT NOT NULL, res INTEGER NOT NU
   PRIMARY KEY (param, uri, res)) WITHOUT ROWID;
 INSERT OR IGNORE INTO uri3 SELECT rhip_param_key(param), uri, res FROM idx_uri;
 )sql", MigrateToIndexManifests},
+    // 4: the EMPI's trail of person changes and its review queue (mpi_tables.cc).
+    {kMpiTablesMigration, nullptr},
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
@@ -645,6 +648,9 @@ class Tx : public WriteTransaction {
     return s->Run();
   }
 
+  Status AppendPersonChange(const PersonChange& change) override { return sqlite::AppendPersonChange(*db_, change); }
+  StatusOr<int64_t> PutReview(const MatchReview& review) override { return sqlite::PutReview(*db_, review); }
+
   StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) override {
     RETURN_IF_ERROR(Flush());
     ASSIGN_OR_RETURN(CompiledSql c, CompileSearch(query));
@@ -937,6 +943,27 @@ class SqliteStore : public Store {
     while (s->Step(&st)) out.push_back(RowToMessage(s));
     RETURN_IF_ERROR(st);
     return out;
+  }
+
+  StatusOr<std::vector<PersonChange>> PersonChanges(std::string_view person_id, int limit, int64_t offset) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::PersonChanges(*c, person_id, limit, offset);
+  }
+  StatusOr<std::vector<MatchReview>> Reviews(std::string_view status, int limit, int64_t offset) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::Reviews(*c, status, limit, offset);
+  }
+  StatusOr<int64_t> CountReviews(std::string_view status) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::CountReviews(*c, status);
+  }
+  StatusOr<std::optional<MatchReview>> ReadReview(int64_t id) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::ReadReview(*c, id);
   }
 
   Status Scan(std::string_view type, const std::function<Status(const ResourceVersion&)>& fn) override {

@@ -641,5 +641,42 @@ INSERT INTO compartment VALUES ('p1', 1), ('p1', 2);
   ASSERT_TRUE(s.Close().ok());
 }
 
+TEST_F(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
+  ASSERT_TRUE(store_->Write([](WriteTransaction& tx) -> Status {
+                      RETURN_IF_ERROR(tx.AppendPersonChange({.person_id = "P1", .person_version = 1, .at = 5, .action = "new",
+                                                             .actor = "rhip-empi", .reason = "r", .before = "[]", .after = "[1]"}));
+                      return tx.AppendPersonChange({.person_id = "P2", .person_version = 1, .at = 6, .action = "new",
+                                                    .actor = "rhip-empi", .reason = "r", .before = "[]", .after = "[2]"});
+                    }).ok());
+  auto p1 = store_->PersonChanges("P1", 10, 0);
+  ASSERT_TRUE(p1.ok());
+  ASSERT_EQ(p1->size(), 1u);
+  EXPECT_EQ((*p1)[0].after, "[1]");
+  EXPECT_EQ(store_->PersonChanges("", 10, 0)->size(), 2u);
+  EXPECT_EQ(store_->PersonChanges("", 10, 1)->size(), 1u);
+
+  int64_t id = 0;
+  ASSERT_TRUE(store_->Write([&](WriteTransaction& tx) -> Status {
+                      ASSIGN_OR_RETURN(id, tx.PutReview({.created = 1, .record_a = "a", .record_b = "b", .weight = 5.5,
+                                                         .detail = "{}", .status = "open"}));
+                      return Status::Ok();
+                    }).ok());
+  EXPECT_GT(id, 0);
+  EXPECT_EQ(*store_->CountReviews("open"), 1);
+  auto r = store_->ReadReview(id);
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->record_b, "b");
+  EXPECT_DOUBLE_EQ((*r)->weight, 5.5);
+  MatchReview decided = **r;
+  decided.status = "no-link";
+  decided.steward = "s1";
+  ASSERT_TRUE(store_->Write([&](WriteTransaction& tx) { return tx.PutReview(decided).status(); }).ok());
+  EXPECT_EQ(*store_->CountReviews("open"), 0);
+  EXPECT_EQ(*store_->CountReviews(""), 1);
+  ASSERT_EQ(store_->Reviews("no-link", 10, 0)->size(), 1u);
+  EXPECT_EQ((*store_->Reviews("no-link", 10, 0))[0].steward, "s1");
+  EXPECT_FALSE(store_->ReadReview(id + 100)->has_value());
+}
+
 }  // namespace
 }  // namespace rhip::store
