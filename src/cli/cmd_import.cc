@@ -14,7 +14,7 @@ struct ImportFlags {
   std::string data;
   std::vector<std::string> paths;
   int threads = 2;
-  int batch = 2000;
+  int batch = ingest::ImportOptions{}.batch_size;
   bool no_validate = false;
 };
 

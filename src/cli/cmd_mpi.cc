@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
 #include "cli/command.h"
 #include "rhip/mpi/link.h"
@@ -14,7 +15,7 @@ namespace rhip::cli {
 namespace {
 
 struct LinkFlags {
-  std::string in, out;
+  std::string in, out, previous;
   double threshold = 8.0;
 };
 struct EvalFlags {
@@ -59,6 +60,12 @@ StatusOr<std::map<std::string, std::string>> ReadColumn(const std::string& path,
 int RunLink(const LinkFlags& f) {
   auto records = mpi::ReadPatientNdjson(f.in);
   if (!records.ok()) return Fail("mpi link", records.status().ToString());
+  std::unordered_map<std::string, std::string> previous;
+  if (!f.previous.empty()) {
+    auto prev = ReadPairsCsv(f.previous);
+    if (!prev.ok()) return Fail("mpi link", prev.status().ToString());
+    previous.insert(prev->begin(), prev->end());
+  }
   std::fprintf(stderr, "[mpi] %zu Patient records read; linking\n", records->size());
   mpi::LinkOptions o;
   o.threshold = f.threshold;
@@ -66,22 +73,26 @@ int RunLink(const LinkFlags& f) {
   std::ofstream out(f.out);
   if (!out) return Fail("mpi link", "cannot write " + f.out);
   out << "record_id,person_id\n";
+  const mpi::StablePersonIds ids = mpi::AssignPersonIds(*records, r, previous);
   std::map<int64_t, int64_t> sizes;
   for (size_t i = 0; i < records->size(); ++i) {
-    out << (*records)[i].id << ",person-" << (*records)[static_cast<size_t>(r.person_of[i])].id << "\n";
+    out << (*records)[i].id << "," << ids.person_of[i] << "\n";
     ++sizes[r.person_of[i]];
   }
   out.close();
   if (!out) return Fail("mpi link", "writing " + f.out + " failed (disk full?)");
   const auto& s = r.stats;
   std::printf("linked %lld records into %zu persons\n", static_cast<long long>(s.records), sizes.size());
+  if (!f.previous.empty())
+    std::printf("  person ids: %lld kept from %s, %lld new, %zu retired (split or merged: their records are in new or other persons)\n",
+                static_cast<long long>(ids.kept), f.previous.c_str(), static_cast<long long>(ids.created), ids.retired.size());
   for (const auto& [rule, pairs] : s.pairs_per_rule) std::printf("  blocking %-28s %lld pairs\n", rule.c_str(), static_cast<long long>(pairs));
   std::printf("  candidate pairs %lld, linked %lld, joins refused (conflicting ID numbers) %lld, EM match share %.4f\n",
               static_cast<long long>(s.candidate_pairs), static_cast<long long>(s.linked_pairs),
               static_cast<long long>(s.refused_joins), s.lambda);
-  std::printf("  time: blocking %.2f s, scoring %.2f s (%.0f pairs/s), clustering %.2f s\n", s.seconds_blocking,
-              s.seconds_scoring, s.seconds_scoring > 0 ? static_cast<double>(s.candidate_pairs) / s.seconds_scoring : 0.0,
-              s.seconds_clustering);
+  std::printf("  time: blocking %.2f s, preparing %.2f s, scoring %.2f s on one core (%.0f pairs/s), clustering %.2f s\n",
+              s.seconds_blocking, s.seconds_preparing, s.seconds_scoring,
+              s.seconds_scoring > 0 ? static_cast<double>(s.candidate_pairs) / s.seconds_scoring : 0.0, s.seconds_clustering);
   return 0;
 }
 
@@ -142,7 +153,11 @@ RunFn Setup(CLI::App& sub) {
   l->add_option("--in", link->in, "FHIR Patient NDJSON")->required()->check(CLI::ExistingFile);
   l->add_option("--out", link->out, "CSV to write: record_id,person_id")->required();
   l->add_option("--threshold", link->threshold, "match weight (log2) needed to link");
-  l->footer("Example:\n  rhip mpi link --in region/fhir/Patient.ndjson --out links.csv");
+  l->add_option("--previous", link->previous,
+                "links.csv of an earlier run: its person ids are kept where a cluster is the same or grew")
+      ->check(CLI::ExistingFile);
+  l->footer("Example:\n  rhip mpi link --in region/fhir/Patient.ndjson --out links.csv\n"
+            "  rhip mpi link --in region/fhir/Patient.ndjson --previous links.csv --out links2.csv");
   CLI::App* e = sub.add_subcommand("evaluate", "pairwise precision, recall and F1 of a linkage against the truth");
   e->add_option("--links", eval->links, "record_id,person_id from `rhip mpi link`")->required()->check(CLI::ExistingFile);
   e->add_option("--truth", eval->truth, "record_id,person_id[,...] (the generator's truth/patients.csv)")->required()->check(CLI::ExistingFile);

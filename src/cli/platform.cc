@@ -1,10 +1,12 @@
 #include "cli/platform.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
 #include "rhip/core/log.h"
+#include "rhip/core/url.h"
 #include "rhip/fhir/rest.h"
 #include "rhip/http/serve.h"
 #include "rhip/ingest/bulk_data.h"
@@ -35,10 +37,15 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
 }
 
 int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store* store) {
-  // Security: token keys (DATA/keys), accounts (DATA/accounts.json) and the facts
-  // of authorization (care relationships; person links until the EMPI's
-  // PersonDirectory is wired here as GateOptions::persons).
-  auto gate = security::Gate::Open({.data_dir = f.data, .store = store,
+  // The EMPI: every Patient (REST and HL7) linked to one Person; Patient/$match and $ihe-pix;
+  // Patient?identifier= across institutions; stewardship under /api/mpi. Other layers that
+  // reason about "the same resident" take empi.directory() (mpi::PersonDirectory).
+  mpi::EmpiService empi(store);
+  if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
+  // Security: token keys (DATA/keys), accounts (DATA/accounts.json), the audit log
+  // (DATA/audit.db) and the facts of authorization: care relationships, and the
+  // EMPI's directory for "the same person".
+  auto gate = security::Gate::Open({.data_dir = f.data, .store = store, .persons = &empi.directory(),
                                     .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit}});
   if (!gate.ok()) return Fail(command, gate.status().ToString());
   if (f.insecure_dev) {
@@ -47,12 +54,14 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
                  "*** no token is checked, every caller is treated as admin; never use this with real data ***\n\n");
     log::Warn("security=off insecure_dev=true every caller is admin");
   }
-  // The EMPI's index of every Patient, kept current by every write (REST and HL7): Patient/$match.
-  mpi::EmpiService empi(store);
-  if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
   auto on_written = [&empi, g = gate->get()](const store::ResourceVersion& v) {
     empi.OnWritten(v);
     g->OnWritten(v);
+  };
+  auto fhir_options = [&](fhir::FhirServiceOptions& fo) {
+    fo.on_written = on_written;
+    fo.expand_search = [&empi](store::SearchQuery& q) { return empi.ExpandSearch(q); };
+    fo.managed_types = {{"Person", "the EMPI keeps them; use /api/mpi/link, unlink, merge, unmerge and review"}};
   };
   // HL7 v2 over MLLP beside the HTTP API, on the same store. MLLP carries no
   // tokens: the listener is trusted by its network placement (bind it to the
@@ -66,7 +75,7 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     if (!opened.ok()) return Fail(command, opened.status().ToString());
     inbox = std::move(*opened);
     fhir::FhirServiceOptions hl7_options;
-    hl7_options.on_written = on_written;
+    fhir_options(hl7_options);
     hl7_fhir = fhir::NewFhirService(store, hl7_options);
     hl7 = std::make_unique<ingest::Hl7Processor>(store, hl7_fhir.get(),
                                                  ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
@@ -81,7 +90,23 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   http::ServeOptions o;
   o.fhir.operations = bulk.Operations();
   o.fhir.operations.push_back(empi.MatchOperation());
-  o.fhir.on_written = on_written;
+  o.fhir.operations.push_back(empi.PixOperation());
+  fhir_options(o.fhir);
+  // Stewardship (JSON): GET /api/mpi/review, POST /api/mpi/review/{id}, link, unlink, merge, unmerge, persons/{id}[/trail].
+  o.extra_routes.push_back({"", "/api/mpi", [&empi](const http::HttpRequest& req) {
+                              fhir::RestRequest r;
+                              r.method = req.method;
+                              r.path = PercentDecode(std::string_view(req.path).substr(std::min<size_t>(req.path.size(), 8)));
+                              r.query = ParseQueryString(req.query);
+                              r.headers = req.headers;
+                              r.body = req.body;
+                              fhir::RestResponse out = empi.HandleApi(r);
+                              http::HttpResponse h;
+                              h.status = out.status;
+                              h.content_type = out.content_type;
+                              h.body = std::move(out.body);
+                              return h;
+                            }});
   if (hl7) {
     // The HL7 queue, for operators and tests: accepted but not yet applied, applied, dead letters.
     o.extra_routes.push_back({"GET", "/api/hl7/status", [p = hl7.get()](const http::HttpRequest&) {
@@ -112,6 +137,7 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   });
   if (mllp) mllp->Stop();  // ACKs in hand go out before the store closes
   if (hl7) hl7->Stop();    // what is still queued stays in the store and is applied on the next start
+  empi.Stop();             // Patients written from here on are linked at the next start
   if (inbox) inbox->Close().IgnoreError();
   Status closed = store->Close();
   if (!st.ok()) return Fail(command, st.ToString());

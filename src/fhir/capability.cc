@@ -63,22 +63,30 @@ std::string CapabilityStatementJson(const FhirServiceOptions& options) {
     kv("type", type);
     w.Key("interaction");
     w.StartArray();
+    const bool managed = std::any_of(options.managed_types.begin(), options.managed_types.end(),
+                                     [&](const auto& m) { return m.first == type; });
     for (const char* i : {"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"}) {
+      const std::string_view code(i);
+      if (managed && (code == "update" || code == "delete" || code == "create")) continue;  // another layer writes it
       w.StartObject();
       kv("code", i);
       w.EndObject();
     }
     w.EndArray();
+    if (managed) {
+      for (const auto& [t, why] : options.managed_types)
+        if (t == type) kv("documentation", "read-only through the FHIR API: " + why);
+    }
     kv("versioning", "versioned-update");
     w.Key("readHistory");
     w.Bool(true);
     w.Key("updateCreate");
-    w.Bool(true);
+    w.Bool(!managed);
     w.Key("conditionalCreate");
-    w.Bool(true);
+    w.Bool(!managed);
     kv("conditionalRead", "not-supported");
     w.Key("conditionalUpdate");
-    w.Bool(true);
+    w.Bool(!managed);
     kv("conditionalDelete", "not-supported");
     std::vector<std::string> includes;
     w.Key("searchParam");
@@ -120,6 +128,14 @@ std::string CapabilityStatementJson(const FhirServiceOptions& options) {
         w.StartObject();
         kv("name", "match");
         kv("definition", "http://hl7.org/fhir/OperationDefinition/Patient-match");
+        w.EndObject();
+      }
+      const bool pix = std::any_of(options.operations.begin(), options.operations.end(),
+                                   [](const auto& op) { return op.first == "$ihe-pix"; });
+      if (type == "Patient" && pix) {  // the EMPI's IHE PIXm cross-reference query (ITI-83)
+        w.StartObject();
+        kv("name", "ihe-pix");
+        kv("definition", "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix");
         w.EndObject();
       }
       if (exports) {  // Bulk Data Access: Patient/$export and Group/[id]/$export

@@ -174,6 +174,9 @@ class Service : public FhirService {
     if (!defs.IsResourceType(type)) {
       return ErrorResponse(NotFound("unknown resource type '" + type + "' (types are case-sensitive, e.g. Patient)"));
     }
+    if (!get && !(seg.size() == 2 && seg[1] == "_search")) {
+      if (Status st = CheckManaged(type); !st.ok()) return ErrorResponse(st);
+    }
     if (seg.size() == 1) {
       if (get) return Search(req, type, req.query);
       if (m == "POST") return Create(req, type);
@@ -225,6 +228,13 @@ class Service : public FhirService {
   RestResponse MethodNotAllowed(const RestRequest& req) {
     return ErrorResponse(Status(StatusCode::kMethodNotAllowed,
                                 req.method + " is not supported on '" + (req.path.empty() ? "/" : req.path) + "'"));
+  }
+
+  // Client writes of a type another layer owns are refused.
+  Status CheckManaged(const std::string& type) const {
+    for (const auto& [t, why] : options_.managed_types)
+      if (t == type) return Status(StatusCode::kMethodNotAllowed, type + " resources cannot be written through the FHIR API: " + why);
+    return Status::Ok();
   }
 
   const std::string& Capability() {
@@ -337,6 +347,8 @@ class Service : public FhirService {
     std::string if_none_exist(req.Header("if-none-exist"));
     if (if_none_exist.find('?') != std::string::npos) if_none_exist = if_none_exist.substr(if_none_exist.find('?') + 1);
     WriteOutcome out;
+    // Rendered here, not in the callback: the store's single writer only writes.
+    store::PutRequest put = ToPut(p, 1, "POST");
     Status st = store_->Write([&](WriteTransaction& tx) -> Status {
       if (!if_none_exist.empty()) {
         ASSIGN_OR_RETURN(auto ids, Matches(tx, type, if_none_exist));
@@ -349,7 +361,6 @@ class Service : public FhirService {
           return Status::Ok();
         }
       }
-      store::PutRequest put = ToPut(p, 1, "POST");
       RETURN_IF_ERROR(tx.Put(put));
       out.status = 201;
       out.wrote = true;
@@ -631,6 +642,10 @@ class Service : public FhirService {
                                                                                                   : Handling::kLenient;
     auto parsed = ParseSearch(type, params, handling, options_.default_page_size, options_.max_page_size);
     if (!parsed.ok()) return ErrorResponse(parsed.status());
+    if (options_.expand_search) {
+      if (Status st = options_.expand_search(parsed->query); !st.ok()) return ErrorResponse(st);
+    }
+    // After the EMPI's expansion: narrowing must restrict the query as it will run.
     if (req.access)
       if (Status st = req.access->OnSearch(parsed->query); !st.ok()) return ErrorResponse(st);
     auto page = store_->Search(parsed->query);
@@ -991,6 +1006,9 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       if (seg.empty() || !defs.IsResourceType(seg[0]))
         return ErrorResponse(InvalidArgument(where + ": request.url must start with a resource type", where + ".request.url"));
       en.type = seg[0];
+      if (en.method != "GET") {
+        if (Status m = CheckManaged(en.type); !m.ok()) return ErrorResponse(m.WithContext(where).WithLocation(where + ".request.url"));
+      }
       if (seg.size() >= 2) en.id = seg[1];
       if (seg.size() > 2)
         return ErrorResponse(InvalidArgument(where + ": only Type, Type/id and Type?query urls are supported", where + ".request.url"));

@@ -510,7 +510,7 @@ class Generator {
     for (auto [file, name, header] :
          {std::tuple{&residents_truth_, "residents.csv", "person_id,sex,birth_date,county,town,arrived,left,hypertension,diabetes\n"},
           std::tuple{&results_truth_, "repeated-results.csv",
-                     "person_id,item,prior_report,prior_org,prior_date,report,org,date,days_apart\n"},
+                     "person_id,item,prior_report,prior_org,prior_date,report,org,date,days_apart,outcome\n"},
           std::tuple{&notifiable_truth_, "notifiable.csv", "condition_id,record_id,person_id,county,icd10,onset,outbreak_id\n"}}) {
       *file = std::fopen((fs::path(o_.out) / "truth" / name).c_str(), "wb");
       if (!*file) return Status(StatusCode::kUnavailable, std::string("cannot write truth/") + name);
@@ -1080,6 +1080,11 @@ class Generator {
     for (size_t k = 0; k < v.ordered.size(); ++k) {
       const Ordered& o = v.ordered[k];
       const std::string report = "dr-" + n + "-" + std::to_string(k + 1);
+      if (const Life::Report* prior = RecognizablePrior(life, o, org, v.day);
+          prior && v.day >= RecognitionGoLive() && life.results.Chance(kReuseShare)) {
+        WriteReuse(c, life, v, o, *prior, "sr-" + n + "-" + std::to_string(k + 1));
+        continue;
+      }
       const int minute = std::min(v.start_min + 20 + static_cast<int>(k) * 5, 23 * 60);
       const int issued_minute = std::min(minute + (o.imaging ? 90 : 120), 23 * 60 + 59);
       const std::string effective = DateTimeStr(v.day, minute), issued = DateTimeStr(v.day, issued_minute);
@@ -1197,8 +1202,73 @@ class Generator {
     c.Put("DiagnosticReport");
   }
 
+  // ---- result recognition (检查检验互认, DOMAIN B.7) ----
+
+  // The region's recognition service goes live at the start of the second year:
+  // from then on, an order with a recognizable prior result is often answered by
+  // reusing it (kReuseShare); before, every such order was done again.
+  static constexpr double kReuseShare = 0.45;
+  int64_t RecognitionGoLive() const { return o_.years > 1 ? start_day_ + 365 : start_day_; }
+
+  static int ValidDays(const Ordered& o) {
+    return o.imaging ? data::kImagingExams[o.item].valid_days : data::kLabPanels[o.item].valid_days;
+  }
+
+  // The latest result of the same item from another institution still valid on `day`.
+  static const Life::Report* RecognizablePrior(const Life& life, const Ordered& o, const Org& org, int64_t day) {
+    const Life::Report* best = nullptr;
+    for (const Life::Report& r : life.reports)
+      if (r.what == o && r.org != &org && r.day <= day && day - r.day <= ValidDays(o) && (!best || r.day > best->day))
+        best = &r;
+    return best;
+  }
+
+  // An order answered by reusing a prior result: a completed ServiceRequest that
+  // points at the prior report (supportingInfo) and says so in its extension; no
+  // new test is done. Tallied as recognition-rate's numerator and denominator.
+  void WriteReuse(Ctx& c, Life& life, const VisitResult& v, const Ordered& o, const Life::Report& prior,
+                  const std::string& id) const {
+    const std::string_view code = o.imaging ? data::kImagingExams[o.item].code : data::kLabPanels[o.item].code;
+    const std::string_view display = o.imaging ? data::kImagingExams[o.item].display : data::kLabPanels[o.item].display;
+    c.buf.Clear();
+    Writer w(c.buf);
+    w.StartObject();
+    Str(w, "resourceType", "ServiceRequest");
+    Str(w, "id", id);
+    w.Key("extension");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "url", "http://rhip.health/fhir/StructureDefinition/result-recognition");
+    Str(w, "valueCode", "reused");
+    w.EndObject();
+    w.EndArray();
+    Str(w, "status", "completed");
+    Str(w, "intent", "order");
+    CodingList(w, "category", "http://rhip.health/CodeSystem/service-request-category", o.imaging ? "exam" : "lab");
+    Coding(w, "code", o.imaging ? "http://rhip.health/CodeSystem/exam-item" : "http://loinc.org", code, display);
+    Ref(w, "subject", "Patient", v.patient);
+    Ref(w, "encounter", "Encounter", v.enc);
+    Str(w, "authoredOn", DateTimeStr(v.day, std::min(v.start_min + 15, 23 * 60)));
+    Ref(w, "requester", "Organization", v.org->id);
+    w.Key("supportingInfo");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "reference", "DiagnosticReport/" + prior.id);
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    c.Put("ServiceRequest");
+    c.results_truth += life.p.id + "," + std::string(code) + "," + prior.id + "," + prior.org->id + "," +
+                       DateStr(prior.day) + "," + id + "," + v.org->id + "," + DateStr(v.day) + "," +
+                       std::to_string(v.day - prior.day) + ",reused\n";
+    for (const std::string& area : {v.org->county, std::string("330400")})
+      c.ind.Add("recognition-rate", CalendarYear(v.day), area, 1, 1);
+  }
+
   // 检查检验互认 truth: each result for which another institution's result of the same
-  // item was still valid (DOMAIN B.7): the latest such prior result.
+  // item was still valid (DOMAIN B.7): the latest such prior result. Each is an order
+  // that had a recognizable prior result and was done again (recognition-rate's
+  // denominator only).
   void RepeatedResults(Ctx& c, Life& life) const {
     auto& reports = life.reports;
     std::stable_sort(reports.begin(), reports.end(), [](const auto& a, const auto& b) { return a.day < b.day; });
@@ -1213,7 +1283,9 @@ class Generator {
         const std::string_view code = imaging ? data::kImagingExams[r.what.item].code : data::kLabPanels[r.what.item].code;
         c.results_truth += life.p.id + "," + std::string(code) + "," + prior.id + "," + prior.org->id + "," +
                            DateStr(prior.day) + "," + r.id + "," + r.org->id + "," + DateStr(r.day) + "," +
-                           std::to_string(r.day - prior.day) + "\n";
+                           std::to_string(r.day - prior.day) + ",repeated\n";
+        for (const std::string& area : {r.org->county, std::string("330400")})
+          c.ind.Add("recognition-rate", CalendarYear(r.day), area, 0, 1);
         break;
       }
     }

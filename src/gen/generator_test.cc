@@ -330,7 +330,9 @@ TEST_F(GeneratedRegion, ResultsRepeatAcrossInstitutionsExactlyAsTheTruthSays) {
   auto rows = ReadCsv(*dir_ / "truth/repeated-results.csv");
   EXPECT_GT(rows.size(), 100u);
   for (const auto& row : rows) {
-    ASSERT_EQ(row.size(), 9u);
+    ASSERT_EQ(row.size(), 10u);
+    if (row[9] == "reused") continue;  // no second report: RecognitionAnswersOrdersByReuse
+    ASSERT_EQ(row[9], "repeated");
     const Report& prior = reports.at(row[2]);
     const Report& again = reports.at(row[5]);
     EXPECT_EQ(prior.person, row[0]);
@@ -347,6 +349,45 @@ TEST_F(GeneratedRegion, ResultsRepeatAcrossInstitutionsExactlyAsTheTruthSays) {
   }
 }
 
+// 检查检验互认 (DOMAIN B.7): from the second year an order with a still-valid result of
+// another institution is often answered by reusing it; the ServiceRequest says so and
+// points at the prior report, and recognition-rate's truth is reused / (reused + repeated).
+TEST_F(GeneratedRegion, RecognitionAnswersOrdersByReuseAndItsRateMatchesTheTruth) {
+  std::map<std::string, std::string> report_org;  // DiagnosticReport id → performer
+  for (auto& r : ReadNdjson(*dir_ / "fhir/DiagnosticReport.ndjson")) report_org[r["id"].GetString()] = RefId(r["performer"][0]);
+  std::map<std::string, int> reused_per_year;
+  int reused = 0;
+  for (auto& sr : ReadNdjson(*dir_ / "fhir/ServiceRequest.ndjson")) {
+    if (!sr.HasMember("extension")) continue;
+    ASSERT_STREQ(sr["extension"][0]["url"].GetString(), "http://rhip.health/fhir/StructureDefinition/result-recognition");
+    ASSERT_STREQ(sr["extension"][0]["valueCode"].GetString(), "reused");
+    ++reused;
+    const std::string prior = RefId(sr["supportingInfo"][0]);
+    ASSERT_TRUE(report_org.count(prior)) << prior;
+    EXPECT_NE(report_org[prior], RefId(sr["requester"])) << "reuse is of another institution's result";
+    const std::string year = std::string(sr["authoredOn"].GetString()).substr(0, 4);
+    EXPECT_NE(year, "2021") << "the service goes live in the second year";
+    ++reused_per_year[year];
+  }
+  EXPECT_GT(reused, 20);
+  std::map<std::string, int> repeated_per_year;
+  for (const auto& row : ReadCsv(*dir_ / "truth/repeated-results.csv"))
+    if (row[9] == "repeated") ++repeated_per_year[row[7].substr(0, 4)];
+  std::map<std::string, std::pair<int, int>> truth;  // year → (numerator, denominator)
+  for (const auto& row : ReadCsv(*dir_ / "truth/indicators.csv"))
+    if (row[0] == "recognition-rate" && row[2] == "330400") truth[row[1]] = {std::stoi(row[3]), std::stoi(row[4])};
+  ASSERT_EQ(truth.size(), 3u);
+  EXPECT_EQ(truth["2021"].first, 0);
+  EXPECT_EQ(truth["2021"].second, repeated_per_year["2021"]);
+  for (const char* y : {"2022", "2023"}) {
+    EXPECT_EQ(truth[y].first, reused_per_year[y]) << y;
+    EXPECT_EQ(truth[y].second, reused_per_year[y] + repeated_per_year[y]) << y;
+    const double rate = static_cast<double>(truth[y].first) / truth[y].second;
+    EXPECT_GT(rate, 0.2) << y;
+    EXPECT_LT(rate, 0.7) << y;
+  }
+}
+
 TEST_F(GeneratedRegion, ReferralsGoUpAndDownAndLeadToAVisit) {
   std::map<std::string, std::string> level;
   for (auto& o : ReadNdjson(*dir_ / "fhir/Organization.ndjson"))
@@ -354,6 +395,7 @@ TEST_F(GeneratedRegion, ReferralsGoUpAndDownAndLeadToAVisit) {
   std::map<std::string, std::string> performer;  // completed referral → receiving org
   int up = 0, down = 0;
   for (auto& s : ReadNdjson(*dir_ / "fhir/ServiceRequest.ndjson")) {
+    if (s.HasMember("extension")) continue;  // orders answered by result recognition
     EXPECT_EQ(std::string(s["category"][0]["coding"][0]["code"].GetString()), "referral");
     const std::string direction = s["code"]["coding"][0]["code"].GetString();
     const std::string from = level[RefId(s["requester"])], to = level[RefId(s["performer"][0])];

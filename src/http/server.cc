@@ -4,6 +4,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "rhip/core/log.h"
@@ -87,8 +89,11 @@ struct HttpServer::Impl {
   int bound_port = 0;
   // TLS (--tls-cert/--tls-key): set up by Listen; null = plain HTTP.
   std::unique_ptr<asio::ssl::context> tls;
+  std::optional<asio::thread_pool> blocking_pool;  // handlers of writes; none when blocking_threads = 0
 
-  Impl(ServerOptions o, Router r) : options(std::move(o)), router(std::move(r)) {}
+  Impl(ServerOptions o, Router r) : options(std::move(o)), router(std::move(r)) {
+    if (options.blocking_threads > 0) blocking_pool.emplace(static_cast<size_t>(options.blocking_threads));
+  }
 
   // One connection; Stream is beast::tcp_stream (HTTP) or ssl_stream over it (HTTPS).
   template <class Stream>
@@ -170,20 +175,39 @@ struct HttpServer::Impl {
       r.remote = remote_;
       r.tls = kTls;
       const bool keep_alive = req.keep_alive() && !server_->stopping.load();
-      HttpResponse resp;
-      if (const Handler* h = server_->router.Match(r.method, r.path)) {
-        resp = (*h)(r);
-      } else {
-        resp = HttpResponse::Error(404, "not-found", "no such path: " + r.path);
+      const Handler* h = server_->router.Match(r.method, r.path);
+      if (!h) {
+        Finish(HttpResponse::Error(404, "not-found", "no such path: " + r.path), keep_alive, r.method, target, start);
+        return;
       }
-      if (r.method == "HEAD") {
+      // A write blocks until the store's group commit is durable: it waits on the
+      // blocking pool, so the I/O threads keep serving reads and many writers can
+      // share one commit.
+      if (server_->blocking_pool && (r.method == "POST" || r.method == "PUT" || r.method == "PATCH" ||
+                                     r.method == "DELETE")) {
+        asio::post(*server_->blocking_pool, [self = this->shared_from_this(), h, r = std::move(r), keep_alive, target,
+                                             start]() mutable {
+          HttpResponse resp = (*h)(r);
+          asio::post(self->stream_.get_executor(),
+                     [self, resp = std::move(resp), keep_alive, method = std::move(r.method), target, start]() mutable {
+                       self->Finish(std::move(resp), keep_alive, method, target, start);
+                     });
+        });
+        return;
+      }
+      Finish((*h)(r), keep_alive, r.method, target, start);
+    }
+
+    void Finish(HttpResponse resp, bool keep_alive, const std::string& method, std::string_view target,
+                std::chrono::steady_clock::time_point start) {
+      if (method == "HEAD") {
         head_length_ = resp.body.size();
         resp.body.clear();
       } else {
         head_length_ = std::string::npos;
       }
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-      Send(std::move(resp), keep_alive, r.method, target, us);
+      Send(std::move(resp), keep_alive, method, target, us);
     }
 
     void Send(HttpResponse r, bool keep_alive, std::string_view method, std::string_view target, int64_t us) {
@@ -343,6 +367,7 @@ void HttpServer::Run() {
     });
   s.ioc.run();
   for (auto& t : threads) t.join();
+  if (s.blocking_pool) s.blocking_pool->join();  // writes that outlived the grace period finish before Run returns
 }
 
 void HttpServer::Stop() { impl_->BeginShutdown(); }

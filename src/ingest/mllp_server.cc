@@ -126,7 +126,7 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       std::lock_guard lock(impl_.mu);
       ++impl_.in_flight;
     }
-    asio::post(impl_.workers, [self = shared_from_this(), f = std::move(f)]() mutable {
+    auto work = [self = shared_from_this(), f = std::move(f)]() mutable {
       std::string ack;
       if (f.oversized) {
         hl7::Hl7Error e;
@@ -140,7 +140,12 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         ack = self->impl_.handler(f.message);
       }
       asio::post(self->executor(), [self, ack = std::move(ack)]() mutable { self->Write(std::move(ack)); });
-    });
+    };
+    if (impl_.options.workers > 0) {
+      asio::post(impl_.workers, std::move(work));
+    } else {
+      work();  // on this connection's strand: the ACK is posted back to it
+    }
   }
 
   void Write(std::string ack) {

@@ -36,11 +36,13 @@ struct Prepared {
   std::string type;
   std::string id;
   std::string content;  // the resource without meta.versionId/lastUpdated (for idempotence)
-  fhir::Json doc;       // kept to re-render a later version number
+  std::string json_v1;  // as version 1 at `now`: what the writer stores for a create (the common case)
   store::IndexRows index;
 };
 
-StatusOr<Prepared> PrepareLine(std::string_view line, bool validate) {
+// Everything but the store look-ups happens here, on a worker thread, so that
+// the store's single writer only writes.
+StatusOr<Prepared> PrepareLine(std::string_view line, bool validate, Micros now) {
   ASSIGN_OR_RETURN(fhir::Json doc, fhir::ParseJson(line));
   if (!doc.IsObject()) return InvalidArgument("a line must hold one JSON object (a resource)");
   std::string type(fhir::StringMember(doc, "resourceType"));
@@ -63,7 +65,8 @@ StatusOr<Prepared> PrepareLine(std::string_view line, bool validate) {
   fhir::StripVersionMeta(doc);
   p.content = fhir::WriteJson(doc);
   p.index = fhir::ExtractIndex(doc, p.type);
-  p.doc = std::move(doc);
+  fhir::SetVersionMeta(doc, 1, now);
+  p.json_v1 = fhir::WriteJson(doc);
   return p;
 }
 
@@ -162,12 +165,13 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
       if (stop.load()) continue;  // drain
       std::vector<Prepared> ready;
       ready.reserve(batch->lines.size());
+      const Micros now = NowMicros();
       std::vector<ImportError> bad;
       for (size_t i = 0; i < batch->lines.size(); ++i) {
         int64_t line_no = batch->first_line + static_cast<int64_t>(i);
         const std::string& text = batch->lines[i];
         if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
-        auto p = PrepareLine(text, options.validate);
+        auto p = PrepareLine(text, options.validate, now);
         if (!p.ok()) {
           std::string msg = p.status().message();
           if (!p.status().location().empty()) msg += " (at " + p.status().location() + ")";
@@ -179,39 +183,47 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
       }
       int64_t created = 0, updated = 0, unchanged = 0;
       std::map<std::string, int64_t> per_type;
-      const Micros now = NowMicros();
       Status st = store.Write([&](store::WriteTransaction& tx) -> Status {
         created = updated = unchanged = 0;
         per_type.clear();
         for (Prepared& p : ready) {
-          ASSIGN_OR_RETURN(auto cur, tx.Current(p.type, p.id));
-          int64_t version = 1;
-          if (cur) {
-            if (!cur->deleted) {
-              ASSIGN_OR_RETURN(store::ResourceVersion stored, tx.Read(p.type, p.id));
-              auto old = fhir::ParseJson(stored.json);
-              if (old.ok()) {
-                fhir::StripVersionMeta(*old);
-                if (fhir::WriteJson(*old) == p.content) {
-                  ++unchanged;
-                  continue;
-                }
-              }
-            }
-            version = cur->version + 1;
-          }
-          fhir::SetVersionMeta(p.doc, version, now);
           store::PutRequest put;
-          put.type = p.type;
-          put.id = p.id;
-          put.version = version;
+          put.type = std::move(p.type);
+          put.id = std::move(p.id);
+          put.version = 1;
           put.last_updated = now;
           put.method = "PUT";
-          put.json = fhir::WriteJson(p.doc);
+          put.json = std::move(p.json_v1);
           put.index = std::move(p.index);
+          // A create, the common case: the store refuses version 1 of a resource it holds.
+          Status created_now = tx.Put(put);
+          if (created_now.ok()) {
+            ++created;
+            per_type[put.type] += 1;
+            continue;
+          }
+          if (created_now.code() != StatusCode::kConflict) return created_now;
+          // Held already (a re-run): skip it when unchanged, else store the next version.
+          ASSIGN_OR_RETURN(auto cur, tx.Current(put.type, put.id));
+          if (!cur) return created_now;
+          if (!cur->deleted) {
+            ASSIGN_OR_RETURN(store::ResourceVersion stored, tx.Read(put.type, put.id));
+            auto old = fhir::ParseJson(stored.json);
+            if (old.ok()) {
+              fhir::StripVersionMeta(*old);
+              if (fhir::WriteJson(*old) == p.content) {
+                ++unchanged;
+                continue;
+              }
+            }
+          }
+          put.version = cur->version + 1;
+          ASSIGN_OR_RETURN(fhir::Json doc, fhir::ParseJson(p.content));
+          fhir::SetVersionMeta(doc, put.version, now);
+          put.json = fhir::WriteJson(doc);
           RETURN_IF_ERROR(tx.Put(put));
-          (version == 1 ? created : updated) += 1;
-          per_type[p.type] += 1;
+          ++updated;
+          per_type[put.type] += 1;
         }
         return Status::Ok();
       });

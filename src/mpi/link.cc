@@ -1,5 +1,8 @@
 #include "rhip/mpi/link.h"
 
+#include "rhip/core/time.h"
+#include "rhip/mpi/person.h"
+
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -8,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -68,6 +72,43 @@ struct UnionFind {
   }
 };
 
+// Comparison patterns as one number (mixed radix over the fields' level counts).
+constexpr size_t kPatterns = 5 * 5 * 5 * 3 * 3 * 3 * 3;
+uint16_t PatternCode(const Levels& l) {
+  uint32_t c = 0;
+  for (int f = 0; f < kFieldCount; ++f) c = c * static_cast<uint32_t>(kLevels[f]) + l[f];
+  return static_cast<uint16_t>(c);
+}
+Levels PatternLevels(uint16_t code) {
+  Levels l{};
+  uint32_t c = code;
+  for (int f = kFieldCount - 1; f >= 0; --f) {
+    l[f] = static_cast<uint8_t>(c % static_cast<uint32_t>(kLevels[f]));
+    c /= static_cast<uint32_t>(kLevels[f]);
+  }
+  return l;
+}
+int NameLevelOf(uint16_t code) {
+  uint32_t c = code;
+  for (int f = kFieldCount - 1; f > kFieldName; --f) c /= static_cast<uint32_t>(kLevels[f]);
+  return static_cast<int>(c % static_cast<uint32_t>(kLevels[kFieldName]));
+}
+
+bool LeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// A full calendar date, not before 1900 and not after today (UTC+08:00).
+bool PlausibleBirthDate(std::string_view b) {
+  if (b.size() != 10 || b[4] != '-' || b[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (b[i] < '0' || b[i] > '9') return false;
+  const int y = std::stoi(std::string(b.substr(0, 4))), m = std::stoi(std::string(b.substr(5, 2))),
+            d = std::stoi(std::string(b.substr(8, 2)));
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1900 || m < 1 || m > 12 || d < 1 || d > kDays[m - 1] + (m == 2 && LeapYear(y))) return false;
+  static const std::string today = FormatLocalDate(NowMicros());
+  return std::string(b) <= today;
+}
+
 }  // namespace
 
 StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
@@ -79,6 +120,13 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
   r.id = std::string(Str(d, "id"));
   if (r.id.empty()) return InvalidArgument("Patient without an id");
   r.birth = std::string(Str(d, "birthDate"));
+  // Partial dates (YYYY, YYYY-MM) are valid FHIR but not compared; impossible ones are flagged.
+  const bool partial = (r.birth.size() == 4 || r.birth.size() == 7) && r.birth[0] >= '1' && r.birth[0] <= '2';
+  if (!r.birth.empty() && !partial && !PlausibleBirthDate(r.birth)) {
+    r.quality |= kFlagBirthInvalid;
+    r.birth.clear();
+  }
+  if (partial) r.birth.clear();
   const std::string_view g = Str(d, "gender");
   r.sex = g == "male" ? Sex::kMale : g == "female" ? Sex::kFemale : Sex::kUnknown;
   std::string id_raw;
@@ -90,6 +138,20 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
     }
   }
   r.id_number = NormalizeIdNumber(id_raw, r.birth, r.sex);
+  if (!id_raw.empty()) {
+    if (r.id_number.status == IdStatus::kMalformed) r.quality |= kFlagIdMalformed;
+    if (r.id_number.status == IdStatus::kBadCheck) r.quality |= kFlagIdBadCheck;
+    if (r.id_number.status == IdStatus::kConflicting) r.quality |= kFlagIdInconsistent;
+  }
+  if (auto it = d.FindMember("link"); it != d.MemberEnd() && it->value.IsArray()) {
+    for (const auto& l : it->value.GetArray()) {
+      if (!l.IsObject() || Str(l, "type") != "replaced-by") continue;
+      auto other = l.FindMember("other");
+      if (other == l.MemberEnd() || !other->value.IsObject()) continue;
+      const std::string_view ref = Str(other->value, "reference");
+      if (ref.rfind("Patient/", 0) == 0) r.replaced_by = std::string(ref.substr(8));
+    }
+  }
   if (auto it = d.FindMember("name"); it != d.MemberEnd() && it->value.IsArray() && !it->value.Empty() && it->value[0].IsObject()) {
     const auto& n = it->value[0];
     std::string text(Str(n, "text"));
@@ -101,6 +163,7 @@ StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json) {
     }
     r.name = NormalizeName(text);
   }
+  if (r.name.empty()) r.quality |= kFlagNoName;
   if (auto it = d.FindMember("telecom"); it != d.MemberEnd() && it->value.IsArray()) {
     for (const auto& t : it->value.GetArray())
       if (t.IsObject() && Str(t, "system") == "phone" && r.phone.empty()) r.phone = NormalizePhone(Str(t, "value"));
@@ -242,7 +305,20 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
   st.candidate_pairs = static_cast<int64_t>(pair_list.size());
   st.seconds_blocking = timer.Lap();
 
-  // 2. u from random pairs (deterministic: seeded, over the id-sorted records).
+  // 2. Each name's frequency (term-frequency u for an exact name), counted once per record.
+  std::vector<uint32_t> name_freq(n, 0);
+  {
+    std::unordered_map<std::string_view, uint32_t> count;
+    count.reserve(n);
+    for (size_t k = 0; k < n; ++k)
+      if (!rec(k).name.empty()) ++count[rec(k).name.simplified];
+    for (size_t k = 0; k < n; ++k)
+      if (!rec(k).name.empty()) name_freq[k] = count[rec(k).name.simplified];
+  }
+  std::vector<double> name_w(n, 0);  // log2(m / u) of an exact name, u = that name's own frequency
+  st.seconds_preparing = timer.Lap();
+
+  // 3. u from random pairs (deterministic: seeded, over the id-sorted records).
   std::array<std::array<double, kMaxLevels>, kFieldCount> u_count{};
   for (int64_t s = 0; s < o.u_sample_pairs; ++s) {
     const uint64_t h = Mix(o.seed * 0x100000001B3ULL + static_cast<uint64_t>(s));
@@ -257,13 +333,17 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
     for (int v = 1; v < kLevels[f]; ++v) st.u[f][v] = (u_count[f][v] + 1) / total;
   }
 
-  // 3. m by EM over the candidate pairs, grouped by their comparison pattern.
-  std::map<Levels, int64_t> patterns;
-  std::vector<Levels> levels(pair_list.size());
+  // 4. Every candidate pair compared once, into a pattern code; m by EM over the patterns.
+  std::vector<uint16_t> codes(pair_list.size());
+  std::vector<int64_t> pattern_count(kPatterns, 0);
   for (size_t i = 0; i < pair_list.size(); ++i) {
-    levels[i] = Compare(rec(pair_list[i] >> 32), rec(pair_list[i] & 0xffffffff));
-    ++patterns[levels[i]];
+    const size_t a = pair_list[i] >> 32, b = pair_list[i] & 0xffffffff;
+    codes[i] = PatternCode(Compare(rec(a), rec(b)));
+    ++pattern_count[codes[i]];
   }
+  std::vector<std::pair<Levels, int64_t>> patterns;
+  for (size_t c = 0; c < kPatterns; ++c)
+    if (pattern_count[c] > 0) patterns.emplace_back(PatternLevels(static_cast<uint16_t>(c)), pattern_count[c]);
   for (int f = 0; f < kFieldCount; ++f) {  // start: agreement likely among matches
     st.m[f][1] = 0.9;
     for (int v = 2; v < kLevels[f]; ++v) st.m[f][v] = 0.1 / (kLevels[f] - 2);
@@ -294,26 +374,25 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
   }
   st.lambda = lambda;
 
-  // 4. Weights, with the name's u from the name's own frequency when the names agree exactly.
-  std::unordered_map<std::string, int64_t> name_freq;
+  // 5. Weights: one per pattern, plus the exact name's term-frequency weight of the record.
+  std::vector<double> pattern_w(kPatterns, 0);
+  for (const auto& [l, count] : patterns) {
+    double w = 0;
+    for (int f = 0; f < kFieldCount; ++f)
+      if (l[f] != 0 && !(f == kFieldName && l[f] == 1)) w += std::log2(st.m[f][l[f]] / st.u[f][l[f]]);
+    pattern_w[PatternCode(l)] = w;
+  }
   for (size_t k = 0; k < n; ++k)
-    if (!rec(k).name.empty()) ++name_freq[rec(k).name.simplified];
+    name_w[k] = std::log2(st.m[kFieldName][1] /
+                          std::max(static_cast<double>(name_freq[k]) / static_cast<double>(n), 1.0 / static_cast<double>(n)));
   struct Scored {
     double w;
     uint32_t a, b;
   };
   std::vector<Scored> linked;
   for (size_t i = 0; i < pair_list.size(); ++i) {
-    const Levels& l = levels[i];
     const uint32_t a = static_cast<uint32_t>(pair_list[i] >> 32), b = static_cast<uint32_t>(pair_list[i] & 0xffffffff);
-    double w = 0;
-    for (int f = 0; f < kFieldCount; ++f) {
-      if (l[f] == 0) continue;
-      double u = st.u[f][l[f]];
-      if (f == kFieldName && l[f] == 1)
-        u = std::max(static_cast<double>(name_freq[rec(a).name.simplified]) / static_cast<double>(n), 1.0 / static_cast<double>(n));
-      w += std::log2(st.m[f][l[f]] / u);
-    }
+    const double w = pattern_w[codes[i]] + (NameLevelOf(codes[i]) == 1 ? name_w[a] : 0.0);
     if (w >= o.threshold) linked.push_back({w, a, b});
   }
   st.linked_pairs = static_cast<int64_t>(linked.size());
@@ -350,6 +429,58 @@ LinkResult LinkRecords(const std::vector<PatientRecord>& input, const LinkOption
     result.person_of[order[k]] = static_cast<int64_t>(order[static_cast<size_t>(smallest[static_cast<size_t>(uf.Find(static_cast<int64_t>(k)))])]);
   st.seconds_clustering = timer.Lap();
   return result;
+}
+
+StablePersonIds AssignPersonIds(const std::vector<PatientRecord>& records, const LinkResult& result,
+                                const std::unordered_map<std::string, std::string>& previous) {
+  StablePersonIds out;
+  out.person_of.assign(records.size(), "");
+  // Clusters (by label) and, for each previous person, how many of its records are in the input.
+  std::map<int64_t, std::vector<size_t>> clusters;
+  std::map<std::string, int64_t> present;  // previous person id → its records in the input
+  for (size_t i = 0; i < records.size(); ++i) {
+    clusters[result.person_of[i]].push_back(i);
+    if (auto p = previous.find(records[i].id); p != previous.end()) ++present[p->second];
+  }
+  std::set<std::string> taken;
+  for (const auto& [id, person] : previous) taken.insert(person);
+  // Clusters in the order of their smallest record id: deterministic whatever the input order.
+  std::vector<const std::vector<size_t>*> ordered;
+  std::vector<std::string> smallest;
+  for (auto& [label, members] : clusters) {
+    std::sort(members.begin(), members.end(), [&](size_t a, size_t b) { return records[a].id < records[b].id; });
+    ordered.push_back(&members);
+  }
+  std::sort(ordered.begin(), ordered.end(),
+            [&](const auto* a, const auto* b) { return records[a->front()].id < records[b->front()].id; });
+  std::set<std::string> kept;
+  std::vector<const std::vector<size_t>*> fresh;
+  for (const auto* members : ordered) {
+    std::map<std::string, int64_t> inside;  // previous person → its records in this cluster
+    for (size_t i : *members)
+      if (auto p = previous.find(records[i].id); p != previous.end()) ++inside[p->second];
+    std::string best;
+    int64_t best_n = 0;
+    for (const auto& [person, n] : inside)
+      if (n == present[person] && n > best_n) best = person, best_n = n;  // all of it is here: same or grew
+    if (best.empty()) {
+      fresh.push_back(members);
+      continue;
+    }
+    kept.insert(best);
+    for (size_t i : *members) out.person_of[i] = best;
+  }
+  for (const auto* members : fresh) {
+    std::string id = "person-" + records[members->front()].id;
+    for (int n = 2; taken.count(id); ++n) id = "person-" + records[members->front()].id + "-" + std::to_string(n);
+    taken.insert(id);
+    for (size_t i : *members) out.person_of[i] = id;
+  }
+  out.kept = static_cast<int64_t>(kept.size());
+  out.created = static_cast<int64_t>(fresh.size());
+  for (const auto& [person, n] : present)
+    if (!kept.count(person)) out.retired.push_back(person);
+  return out;
 }
 
 PairwiseQuality EvaluatePairs(const std::vector<std::string>& predicted, const std::vector<std::string>& truth) {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
+#include <unordered_map>
 #include <sstream>
 
 #include "rhip/gen/generator.h"
@@ -141,7 +143,62 @@ TEST(LinkRecords, GeneratedRegionIsLinkedAccuratelyWhateverTheOrder) {
   for (size_t i = 0; i < records->size(); ++i) a[(*records)[i].id] = (*records)[static_cast<size_t>(r.person_of[i])].id;
   for (size_t i = 0; i < shuffled.size(); ++i) b[shuffled[i].id] = shuffled[static_cast<size_t>(s.person_of[i])].id;
   EXPECT_EQ(a, b);
+
+  // Re-running with the previous links keeps every person id, whatever the order.
+  const StablePersonIds first = AssignPersonIds(*records, r, {});
+  std::unordered_map<std::string, std::string> previous;
+  for (size_t i = 0; i < records->size(); ++i) previous[(*records)[i].id] = first.person_of[i];
+  const StablePersonIds again = AssignPersonIds(shuffled, s, previous);
+  for (size_t i = 0; i < shuffled.size(); ++i) ASSERT_EQ(again.person_of[i], previous.at(shuffled[i].id));
+  EXPECT_EQ(again.created, 0);
+  EXPECT_TRUE(again.retired.empty());
+  // Linked first without a tenth of the records, then with all of them: clusters
+  // only grow, so each earlier id is kept, unless two earlier persons now join (one is retired).
+  std::vector<PatientRecord> part;
+  for (size_t i = 0; i < shuffled.size(); ++i)
+    if (i % 10 != 0) part.push_back(shuffled[i]);
+  LinkResult pr = LinkRecords(part, {});
+  const StablePersonIds part_ids = AssignPersonIds(part, pr, {});
+  std::unordered_map<std::string, std::string> before;
+  for (size_t i = 0; i < part.size(); ++i) before[part[i].id] = part_ids.person_of[i];
+  const StablePersonIds grown = AssignPersonIds(*records, r, before);
+  const std::set<std::string> retired(grown.retired.begin(), grown.retired.end());
+  int64_t moved = 0;
+  for (size_t i = 0; i < records->size(); ++i) {
+    auto prev = before.find((*records)[i].id);
+    if (prev == before.end() || grown.person_of[i] == prev->second) continue;
+    EXPECT_TRUE(retired.count(prev->second)) << prev->second << " moved without being retired";
+    ++moved;
+  }
+  EXPECT_LT(moved, static_cast<int64_t>(records->size() / 20));
+  EXPECT_GT(grown.kept, static_cast<int64_t>(0.95 * static_cast<double>(std::set<std::string>(part_ids.person_of.begin(), part_ids.person_of.end()).size())));
   fs::remove_all(dir);
+}
+
+TEST(AssignPersonIds, KeepsIdsOfSameOrGrownClustersAndNeverReusesOne) {
+  std::vector<PatientRecord> records(5);
+  const char* ids[] = {"a", "b", "c", "d", "e"};
+  for (size_t i = 0; i < 5; ++i) records[i].id = ids[i];
+  LinkResult r;
+  r.person_of = {0, 0, 2, 3, 0};  // {a, b, e} {c} {d}
+  std::unordered_map<std::string, std::string> previous{{"a", "P1"}, {"b", "P1"}, {"c", "P2"}, {"x", "person-d"}};
+  StablePersonIds s = AssignPersonIds(records, r, previous);
+  EXPECT_EQ(s.person_of, (std::vector<std::string>{"P1", "P1", "P2", "person-d-2", "P1"}))
+      << "grew, same, and a new id that avoids an earlier one";
+  EXPECT_EQ(s.kept, 2);
+  EXPECT_EQ(s.created, 1);
+  EXPECT_TRUE(s.retired.empty());
+  // P1 split in two: neither part takes its id.
+  r.person_of = {0, 1, 2, 3, 4};
+  s = AssignPersonIds(records, r, previous);
+  EXPECT_EQ(s.person_of[0], "person-a");
+  EXPECT_EQ(s.person_of[1], "person-b");
+  EXPECT_EQ(s.retired, (std::vector<std::string>{"P1"}));
+  // Two earlier persons joined: the larger keeps its id, the other is retired.
+  r.person_of = {0, 0, 0, 3, 4};
+  s = AssignPersonIds(records, r, previous);
+  EXPECT_EQ(s.person_of[2], "P1");
+  EXPECT_EQ(s.retired, (std::vector<std::string>{"P2"}));
 }
 
 TEST(ReadPatientNdjson, NamesTheLineOfABadRecordAndKeepsRecordsWithoutNames) {

@@ -57,8 +57,22 @@ const rhip::mpi::PatientIndex& MillionIndex() {
   return *index;
 }
 
+long RssKb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb;
+}
+
 void BM_MatchOneMillion(benchmark::State& state) {
+  const long rss_before = RssKb();
   const auto& index = MillionIndex();
+  state.counters["index_MB"] = static_cast<double>(index.MemoryBytes()) / 1e6;
+  state.counters["rss_growth_MB"] = static_cast<double>(RssKb() - rss_before) / 1e3;
   std::vector<double> us;
   for (auto _ : state) {
     for (int q = 0; q < 10000; ++q) {

@@ -66,6 +66,15 @@ struct FhirServiceOptions {
   // delete has deleted = true and no JSON), e.g. to keep the EMPI's index current.
   // Runs on the request's thread: keep it quick.
   std::function<void(const store::ResourceVersion&)> on_written;
+  // Called with every REST search (GET/POST _search; not the matching of
+  // conditional writes) after parsing and before it runs; may widen or narrow
+  // the query. The EMPI uses it so that Patient?identifier=<person-level
+  // identifier> finds the person's records at every institution.
+  std::function<Status(store::SearchQuery&)> expand_search;
+  // Resource types that another layer owns (type → what to do instead): the
+  // REST API reads and searches them but refuses client writes (405). The
+  // EMPI owns Person.
+  std::vector<std::pair<std::string, std::string>> managed_types;
 };
 
 class FhirService {

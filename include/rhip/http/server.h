@@ -1,10 +1,11 @@
 // The HTTP/1.1 server (Boost.Beast over Asio) and its router.
 //
-// Requests are handled on the io_context threads themselves (no hop to another
-// pool): handlers are synchronous. The store's write path blocks its caller
-// until the group commit is durable, so the default thread count is
-// max(4, 2 × cores): enough threads that 16 concurrent writers can all wait on
-// one group commit while reads keep flowing.
+// Reads are handled on the io_context threads themselves (no hop to another
+// pool); handlers are synchronous. The store's write path blocks its caller
+// until the group commit is durable, so writes (POST, PUT, PATCH, DELETE) hop
+// to a pool of blocking threads (ServerOptions::blocking_threads), where many
+// concurrent writers wait on, and share, one group commit while reads keep
+// flowing on the I/O threads.
 //
 // Thread-safety: Router is immutable once the server starts; handlers are
 // called concurrently from several threads.
@@ -74,7 +75,11 @@ class Router {
 struct ServerOptions {
   std::string bind = "127.0.0.1";
   int port = 8080;  // 0 = any free port (see HttpServer::port())
-  int threads = 0;  // 0 = max(4, 2 × hardware threads)
+  int threads = 0;  // I/O threads (and read handlers); 0 = max(4, 2 × hardware threads)
+  // Handlers of POST/PUT/PATCH/DELETE run on a pool of their own: a write waits
+  // for the store's group commit, and that many writers can wait (and share one
+  // commit) without holding up reads. 0 = run them on the I/O threads.
+  int blocking_threads = 32;
   size_t body_limit = 64 * 1024 * 1024;
   std::chrono::seconds read_timeout{30};   // a request must arrive within this
   std::chrono::seconds idle_timeout{60};   // keep-alive connection idle limit

@@ -1,9 +1,10 @@
 // The HL7 v2 listener: MLLP (Minimal Lower Layer Protocol) over TCP, Boost.Asio.
 //
 // A frame is <VT 0x0B> message <FS 0x1C><CR 0x0D>. Each connection is served
-// in order: one frame is read, handed to the handler on a worker pool (whose
-// writes wait for the store's group commit, so 8 connections share commits),
-// and its ACK written back before the next frame is taken. Bad framing:
+// in order: one frame is read, handed to the handler (on the I/O thread, or a
+// worker pool; its writes wait for the store's group commit, so concurrent
+// connections share commits), and its ACK written back before the next frame
+// is taken. Bad framing:
 //   - bytes outside a frame are skipped (whitespace) or, beyond a few KB of
 //     garbage, close the connection;
 //   - a frame larger than max_message_bytes is read to its end and discarded,
@@ -34,8 +35,11 @@ namespace rhip::ingest {
 struct MllpOptions {
   std::string bind = "127.0.0.1";
   int port = 2575;  // 0 = any free port (see port())
-  int io_threads = 2;
-  int workers = 16;  // messages processed at once (across connections)
+  // Messages are processed on the I/O thread that read them (a thread per
+  // connection being processed; the store's group commit is shared by all of
+  // them), which costs two thread hand-offs fewer per message than a pool.
+  int io_threads = 8;
+  int workers = 0;  // > 0: process on a pool of this many threads instead
   size_t max_message_bytes = 16 * 1024 * 1024;
   std::chrono::seconds idle_timeout{300};
 };

@@ -29,7 +29,7 @@ namespace rhip::ingest {
 
 struct ImportOptions {
   int threads = 2;            // parse/validate/index workers
-  int batch_size = 2000;      // resources per transaction
+  int batch_size = 10000;     // resources per transaction (larger: fewer index pages rewritten per row)
   int64_t max_errors = 1000;  // stop after this many bad lines
   bool validate = true;
 };

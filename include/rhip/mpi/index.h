@@ -17,15 +17,17 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "rhip/mpi/link.h"
 
 namespace rhip::mpi {
+
+enum class Grade { kCertain, kProbable, kPossible, kNone };
+const char* GradeCode(Grade g);  // FHIR match-grade: certain, probable, possible, certainly-not
 
 struct MatchModel {
   std::array<std::array<double, kMaxLevels>, kFieldCount> m{}, u{};
@@ -34,40 +36,53 @@ struct MatchModel {
   double possible = 3;   // … possible; below: not a match
   // Σ log2(m/u) over the fields compared; `name_u` (> 0) replaces u for an exact name.
   double Weight(const Levels& levels, double name_u = 0) const;
+  // One field's log2(m/u) (0 when the field is missing on either side).
+  double Contribution(int field, int level, double name_u = 0) const;
+  Grade GradeOf(double weight) const;
 };
 
 // m and u as the batch linkage's EM estimated them on a generated region
 // (bench/RESULTS.md); `rhip mpi link` prints the ones of your data.
 MatchModel DefaultModel();
 
-enum class Grade { kCertain, kProbable, kPossible, kNone };
-const char* GradeCode(Grade g);  // FHIR match-grade: certain, probable, possible, certainly-not
-
 struct MatchCandidate {
   std::string id;  // Patient id
   double weight = 0;
   Grade grade = Grade::kNone;
   Levels levels{};
+  double name_u = 0;  // the name's own frequency when the names agree exactly (term-frequency u), else 0
 };
 
+// Memory: each record is kept compact (about 70 bytes: interned names, phones,
+// health cards and counties; the ID number as 18 characters; the birth date as
+// numbers), and blocking keys are 64-bit hashes in one open-addressing table
+// whose postings are a pooled linked list; no per-record strings or maps.
 class PatientIndex {
  public:
   explicit PatientIndex(MatchModel model);
-  void Upsert(PatientRecord record);  // replaces the record with the same id
+  ~PatientIndex();
+  PatientIndex(const PatientIndex&) = delete;
+  PatientIndex& operator=(const PatientIndex&) = delete;
+
+  void Upsert(const PatientRecord& record);  // replaces the record with the same id
   void Remove(const std::string& id);
   // Candidates graded possible or better, best first (ties by id); at most `count`.
   std::vector<MatchCandidate> Match(const PatientRecord& query, int count) const;
+  // The comparison of `query` with one indexed record; nullopt when `id` is not indexed.
+  std::optional<MatchCandidate> Score(const PatientRecord& query, const std::string& id) const;
+  // The indexed fields of a record (names without syllables, surname and given name).
+  std::optional<PatientRecord> Find(const std::string& id) const;
+  // Ids of the indexed records whose normalized ID number is `number` (18 characters).
+  std::vector<std::string> WithIdNumber(const std::string& number) const;
   size_t size() const;
+  // Bytes held by the index's own structures (records, strings, keys, postings).
+  size_t MemoryBytes() const;
 
  private:
-  void Unindex(const PatientRecord& r);
-  std::vector<std::string> Keys(const PatientRecord& r) const;
-
+  struct Impl;
   MatchModel model_;
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, PatientRecord> records_;
-  std::unordered_map<std::string, std::unordered_set<std::string>> blocks_;  // blocking key → record ids
-  std::unordered_map<std::string, int64_t> name_count_;
+  std::unique_ptr<Impl> impl_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace rhip::mpi

@@ -24,6 +24,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "rhip/core/status.h"
@@ -41,11 +42,14 @@ struct PatientRecord {
   std::string health_card;  // urn:oid:2.16.156.10011.1.19
   std::string county;       // address.district
   std::string address;      // NormalizeAddress
+  uint32_t quality = 0;     // data-quality flags (person.h QualityFlag bits)
+  std::string replaced_by;  // Patient.link type replaced-by: the Patient id this record was merged into
 };
 
 // Reads FHIR Patient NDJSON; errors name the file and line.
 StatusOr<std::vector<PatientRecord>> ReadPatientNdjson(const std::string& path);
-// One Patient resource (JSON text) as a record.
+// One Patient resource (JSON text) as a record. A birth date that is not a full
+// date between 1900 and today is flagged (kFlagBirthInvalid) and left out.
 StatusOr<PatientRecord> RecordFromPatientJson(std::string_view json);
 
 // Comparison fields and their levels (0 = missing on either side, no evidence).
@@ -71,7 +75,10 @@ struct LinkStats {
   int64_t candidate_pairs = 0;   // distinct
   int64_t linked_pairs = 0;      // above the threshold
   int64_t refused_joins = 0;     // joins refused by the conflicting-ID rule
-  double seconds_blocking = 0, seconds_scoring = 0, seconds_clustering = 0;
+  double seconds_blocking = 0;
+  double seconds_preparing = 0;  // each record's fields as integers (interned strings), once
+  double seconds_scoring = 0;    // u from random pairs, every candidate pair compared and weighed, EM
+  double seconds_clustering = 0;
   double lambda = 0;             // EM's share of matches among candidate pairs
   std::array<std::array<double, kMaxLevels>, kFieldCount> m{}, u{};
 };
@@ -82,6 +89,22 @@ struct LinkResult {
 };
 
 LinkResult LinkRecords(const std::vector<PatientRecord>& records, const LinkOptions& options);
+
+// Person ids for a linkage that keep a previous run's ids stable: a cluster
+// keeps a previous person id when it holds every record of that person that is
+// still in the input (the cluster is the same or grew); when it holds several
+// such persons, the one with most records keeps its id (then the smallest id).
+// Other clusters get a new id, "person-<smallest record id>", made unique
+// against every previous id, so an id never moves to another set of records.
+// Deterministic: the input order does not matter.
+struct StablePersonIds {
+  std::vector<std::string> person_of;  // per input record
+  int64_t kept = 0;      // previous ids that are kept
+  int64_t created = 0;   // new ids
+  std::vector<std::string> retired;  // previous ids with records in the input that no cluster keeps (split or merged)
+};
+StablePersonIds AssignPersonIds(const std::vector<PatientRecord>& records, const LinkResult& result,
+                                const std::unordered_map<std::string, std::string>& previous);  // record id → person id
 
 // Pairwise quality of `predicted` against `truth` (both: a cluster label per record).
 struct PairwiseQuality {

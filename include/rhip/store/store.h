@@ -114,6 +114,36 @@ struct InboundMessage {
   int attempts = 1;
 };
 
+// EMPI stewardship records (issue 5). A PersonChange is one line of the trail
+// of every change to an EMPI person (the FHIR Person resource keeps the
+// versions; the trail says who made each one and why). A MatchReview is a pair
+// of Patient records a steward looks at: open while undecided, then the
+// steward's decision, which later automatic matching honours.
+struct PersonChange {
+  int64_t seq = 0;              // assigned by the store, increasing
+  std::string person_id;
+  int64_t person_version = 0;   // the Person version this change wrote
+  Micros at = 0;
+  std::string action;           // "new", "auto-link", "link", "unlink", "merge", "unmerge", "source-merge", "remove", ...
+  std::string actor;            // "rhip-empi" for automatic changes, else the steward
+  std::string reason;
+  std::string before;           // JSON: the person's links before the change ("[]" for a new person)
+  std::string after;            // JSON: the links after
+};
+
+struct MatchReview {
+  int64_t id = 0;               // 0 on first write: the store assigns one
+  Micros created = 0;
+  std::string record_a;         // the Patient record being linked
+  std::string record_b;         // the stored record it resembles
+  double weight = 0;            // Fellegi-Sunter log2 weight when queued
+  std::string detail;           // JSON: the field-by-field explanation and any data-quality flags
+  std::string status;           // "open", "link" or "no-link"
+  Micros decided = 0;
+  std::string steward;
+  std::string reason;
+};
+
 // The view of the store inside one Write(): reads see the transaction's own
 // earlier writes. Not thread-safe; valid only during the Write() callback.
 class WriteTransaction {
@@ -129,6 +159,10 @@ class WriteTransaction {
   virtual StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) = 0;
   // Records an inbound message, replacing any earlier record of the same sender and control id.
   virtual Status PutMessage(const InboundMessage& message) = 0;
+  // Appends one line to the EMPI's trail of person changes.
+  virtual Status AppendPersonChange(const PersonChange& change) = 0;
+  // Inserts a review (id 0; returns the new id) or replaces the one with its id.
+  virtual StatusOr<int64_t> PutReview(const MatchReview& review) = 0;
 };
 
 using WriteFn = std::function<Status(WriteTransaction&)>;
@@ -165,6 +199,14 @@ class Store {
   virtual StatusOr<std::optional<InboundMessage>> ReadMessage(std::string_view sender, std::string_view control_id) = 0;
   // Inbound messages with this status ("failed": the dead letters), oldest first.
   virtual StatusOr<std::vector<InboundMessage>> Messages(std::string_view status, int limit) = 0;
+
+  // The trail of changes to one person (every person when `person_id` is empty), oldest first.
+  virtual StatusOr<std::vector<PersonChange>> PersonChanges(std::string_view person_id, int limit, int64_t offset) = 0;
+  // Reviews with this status (every status when empty), oldest first; and how many there are.
+  virtual StatusOr<std::vector<MatchReview>> Reviews(std::string_view status, int limit, int64_t offset) = 0;
+  virtual StatusOr<int64_t> CountReviews(std::string_view status) = 0;
+  // std::nullopt when no review has this id.
+  virtual StatusOr<std::optional<MatchReview>> ReadReview(int64_t id) = 0;
 
   // Every current (not deleted) resource of a type, in storage order, streamed to
   // `fn` (which may stop the scan by returning an error, returned unchanged).

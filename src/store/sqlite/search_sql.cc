@@ -72,6 +72,21 @@ Status NumberCond(const SearchValue& v, const char* col, std::string* sql, std::
   return Status::Ok();
 }
 
+// The index table holding rows of a parameter type; false for kSpecial.
+bool IndexTableOf(ParamType type, IndexTable* kind, const char** name) {
+  switch (type) {
+    case ParamType::kString: *kind = IndexTable::kString; *name = "idx_string"; return true;
+    case ParamType::kToken: *kind = IndexTable::kToken; *name = "idx_token"; return true;
+    case ParamType::kDate: *kind = IndexTable::kDate; *name = "idx_date"; return true;
+    case ParamType::kReference: *kind = IndexTable::kReference; *name = "idx_reference"; return true;
+    case ParamType::kNumber: *kind = IndexTable::kNumber; *name = "idx_number"; return true;
+    case ParamType::kQuantity: *kind = IndexTable::kQuantity; *name = "idx_quantity"; return true;
+    case ParamType::kUri: *kind = IndexTable::kUri; *name = "idx_uri"; return true;
+    case ParamType::kSpecial: return false;
+  }
+  return false;
+}
+
 // Builds the condition "resource r matches criterion c" (for resource type `type`).
 Status CriterionSql(const std::string& type, const Criterion& c, std::string* out,
                     std::vector<SqlValue>* p, bool driving = false) {
@@ -102,24 +117,17 @@ Status CriterionSql(const std::string& type, const Criterion& c, std::string* ou
     return Status::Ok();
   }
 
-  const std::string key = ParamKey(type, c.param);
+  const int64_t key = ParamKey(type, c.param);
   const char* table = nullptr;
-  switch (c.type) {
-    case ParamType::kString: table = "idx_string"; break;
-    case ParamType::kToken: table = "idx_token"; break;
-    case ParamType::kDate: table = "idx_date"; break;
-    case ParamType::kReference: table = "idx_reference"; break;
-    case ParamType::kNumber: table = "idx_number"; break;
-    case ParamType::kQuantity: table = "idx_quantity"; break;
-    case ParamType::kUri: table = "idx_uri"; break;
-    case ParamType::kSpecial:
-      return InvalidArgument("parameter '" + c.param + "' is not supported", c.param);
-  }
+  IndexTable kind = IndexTable::kString;
+  if (!IndexTableOf(c.type, &kind, &table))
+    return InvalidArgument("parameter '" + c.param + "' is not supported", c.param);
   const std::string t(table);
   if (c.missing) {
+    // From the resource's own index manifest: no join, O(1) per candidate.
+    p->push_back(static_cast<int64_t>(kind));
     p->push_back(key);
-    *out = std::string(*c.missing ? "NOT " : "") + "EXISTS (SELECT 1 FROM " + t +
-           " x WHERE x.res = r.pk AND x.param = ?)";
+    *out = std::string(*c.missing ? "NOT " : "") + "rhip_has_param(r.manifest, ?, ?)";
     return Status::Ok();
   }
   if (c.chain) {
@@ -128,20 +136,28 @@ Status CriterionSql(const std::string& type, const Criterion& c, std::string* ou
     std::string inner;
     std::vector<SqlValue> inner_params;
     RETURN_IF_ERROR(CriterionSql(c.chain->target_type, *c.chain->inner, &inner, &inner_params));
-    // Note: `r` inside `inner` must refer to the target row: wrap with a fresh alias.
+    // The targets matching the inner criterion first (usually few), then the
+    // resources referring to them through the value index. `r` inside `inner`
+    // is the target row of the subquery's own alias.
     p->push_back(key);
     p->push_back(c.chain->target_type);
     p->push_back(c.chain->target_type);
     for (auto& v : inner_params) p->push_back(std::move(v));
-    *out = "EXISTS (SELECT 1 FROM idx_reference x WHERE x.res = r.pk AND x.param = ? AND x.target_type = ? "
+    *out = "r.pk IN (SELECT x.res FROM idx_reference x WHERE x.param = ? AND x.target_type = ? "
            "AND x.target_id IN (SELECT r.id FROM resource r WHERE r.type = ? AND r.deleted = 0 AND " +
            inner + "))";
     return Status::Ok();
   }
   if (c.values.empty()) return InvalidArgument("parameter '" + c.param + "' has no value", c.param);
 
+  // Token, reference and uri rows have no (res, param) index: their value index
+  // is keyed (param, value, res, …), so a check against one candidate is a point
+  // look-up per value. Values without a leading key column (`system|`) use an
+  // uncorrelated set instead, computed once.
+  const bool point_checked = !driving && (c.type == ParamType::kToken || c.type == ParamType::kReference ||
+                                          c.type == ParamType::kUri);
   std::string ors;
-  p->push_back(key);
+  std::vector<SqlValue> vals;
   for (size_t i = 0; i < c.values.size(); ++i) {
     const SearchValue& v = c.values[i];
     std::string one;
@@ -149,73 +165,86 @@ Status CriterionSql(const std::string& type, const Criterion& c, std::string* ou
       case ParamType::kString:
         if (c.modifier == Modifier::kExact) {
           one = "x.exact = ?";
-          p->push_back(v.text);
+          vals.push_back(v.text);
         } else if (c.modifier == Modifier::kContains) {
           one = "x.norm LIKE ? ESCAPE '\\'";
-          p->push_back("%" + EscapeLike(v.text) + "%");
+          vals.push_back("%" + EscapeLike(v.text) + "%");
         } else {
           // prefix match via a range scan on the index (text < text || U+10FFFF)
           one = "(x.norm >= ? AND x.norm < ?)";
-          p->push_back(v.text);
-          p->push_back(v.text + "\xf4\x8f\xbf\xbf");
+          vals.push_back(v.text);
+          vals.push_back(v.text + "\xf4\x8f\xbf\xbf");
         }
         break;
       case ParamType::kToken:
-        one = "x.code = ?";
-        p->push_back(v.code);
-        if (v.has_system) {
-          one += " AND x.system = ?";
-          p->push_back(v.system);
-        }
         if (v.code.empty() && v.has_system) {  // `system|` = any code in that system
-          p->pop_back();
-          p->pop_back();
           one = "x.system = ?";
-          p->push_back(v.system);
+          vals.push_back(v.system);
+        } else {
+          one = "x.code = ?";
+          vals.push_back(v.code);
+          if (v.has_system) {
+            one += " AND x.system = ?";
+            vals.push_back(v.system);
+          }
         }
         one = "(" + one + ")";
         break;
       case ParamType::kDate:
-        RETURN_IF_ERROR(DateCond(v, "x.low", "x.high", &one, p));
+        RETURN_IF_ERROR(DateCond(v, "x.low", "x.high", &one, &vals));
         break;
       case ParamType::kReference:
         one = "x.target_id = ?";
-        p->push_back(v.target_id);
+        vals.push_back(v.target_id);
         if (!v.target_type.empty()) {
           one += " AND x.target_type = ?";
-          p->push_back(v.target_type);
+          vals.push_back(v.target_type);
         }
         one = "(" + one + ")";
         break;
       case ParamType::kNumber:
-        RETURN_IF_ERROR(NumberCond(v, "x.value", &one, p));
+        RETURN_IF_ERROR(NumberCond(v, "x.value", &one, &vals));
         break;
       case ParamType::kQuantity:
-        RETURN_IF_ERROR(NumberCond(v, "x.value", &one, p));
+        RETURN_IF_ERROR(NumberCond(v, "x.value", &one, &vals));
         if (!v.code.empty()) {
           one += " AND x.code = ?";
-          p->push_back(v.code);
+          vals.push_back(v.code);
         }
         if (!v.system.empty()) {
           one += " AND x.system = ?";
-          p->push_back(v.system);
+          vals.push_back(v.system);
         }
         one = "(" + one + ")";
         break;
       case ParamType::kUri:
         one = "x.uri = ?";
-        p->push_back(v.text);
+        vals.push_back(v.text);
         break;
       case ParamType::kSpecial:
         break;
     }
-    ors += (i ? " OR " : "") + one;
+    if (point_checked) {
+      const bool keyed = !(c.type == ParamType::kToken && v.code.empty() && v.has_system);
+      p->push_back(key);
+      for (auto& x : vals) p->push_back(std::move(x));
+      vals.clear();
+      ors += (i ? " OR " : "") +
+             (keyed ? "EXISTS (SELECT 1 FROM " + t + " x WHERE x.param = ? AND " + one + " AND x.res = r.pk)"
+                    : "r.pk IN (SELECT x.res FROM " + t + " x WHERE x.param = ? AND " + one + ")");
+    } else {
+      ors += (i ? " OR " : "") + one;
+    }
   }
-  if (c.modifier == Modifier::kNot) {
-    if (c.type != ParamType::kToken)
-      return InvalidArgument("parameter '" + c.param + "': :not applies to token parameters", c.param);
-    *out = "NOT EXISTS (SELECT 1 FROM " + t + " x WHERE x.res = r.pk AND x.param = ? AND (" + ors + "))";
-  } else if (driving) {
+  if (c.modifier == Modifier::kNot && c.type != ParamType::kToken)
+    return InvalidArgument("parameter '" + c.param + "': :not applies to token parameters", c.param);
+  if (point_checked) {
+    *out = (c.modifier == Modifier::kNot ? "NOT (" : "(") + ors + ")";
+    return Status::Ok();
+  }
+  p->push_back(key);
+  for (auto& x : vals) p->push_back(std::move(x));
+  if (driving) {
     // Drive the query from the value index: (param, value) → resource pks.
     *out = "r.pk IN (SELECT x.res FROM " + t + " x WHERE x.param = ? AND (" + ors + "))";
   } else {
@@ -244,7 +273,8 @@ StatusOr<CompiledSql> CompileSearch(const SearchQuery& q) {
   out.where = "r.type = ? AND r.deleted = 0";
   out.params.push_back(q.type);
   // The most selective positive criterion drives the query through its value
-  // index; the others are checked per candidate through the (res, param) index.
+  // index; the others are checked per candidate (point look-ups, or the (res,
+  // param) index of string, date, number and quantity rows).
   int driver = -1, best = 50;
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     int sel = Selectivity(q.criteria[i]);
@@ -290,24 +320,13 @@ StatusOr<CompiledSql> CompileSearch(const SearchQuery& q) {
     } else if (k.param == "_lastUpdated") {
       expr = "r.last_updated";
     } else {
-      const char* agg = desc ? "MAX" : "MIN";
-      std::string col, table;
-      switch (k.type) {
-        case ParamType::kString: table = "idx_string"; col = "norm"; break;
-        case ParamType::kToken: table = "idx_token"; col = "code"; break;
-        case ParamType::kDate: table = "idx_date"; col = desc ? "high" : "low"; break;
-        case ParamType::kReference: table = "idx_reference"; col = "target_id"; break;
-        case ParamType::kNumber: table = "idx_number"; col = "value"; break;
-        case ParamType::kQuantity: table = "idx_quantity"; col = "value"; break;
-        case ParamType::kUri: table = "idx_uri"; col = "uri"; break;
-        case ParamType::kSpecial:
-          return InvalidArgument("cannot sort by '" + k.param + "'", "_sort");
-      }
-      expr = std::string("(SELECT ") + agg + "(s." + col + ") FROM " + table +
-             " s WHERE s.res = r.pk AND s.param = ?)";
-      // Resources without a value sort last in both directions.
-      out.order_params.push_back(ParamKey(q.type, k.param));
-      out.order_params.push_back(ParamKey(q.type, k.param));
+      IndexTable kind = IndexTable::kString;
+      const char* table = nullptr;
+      if (!IndexTableOf(k.type, &kind, &table)) return InvalidArgument("cannot sort by '" + k.param + "'", "_sort");
+      // The sort key from the resource's index manifest (smallest value ascending,
+      // largest descending; a date's low or high end), without a join per row.
+      expr = "rhip_sort_key(r.manifest, " + std::to_string(static_cast<int>(kind)) + ", " +
+             std::to_string(ParamKey(q.type, k.param)) + ", " + (desc ? "1" : "0") + ")";
       order += (order.empty() ? "" : ", ") + expr + " IS NULL";
     }
     order += (order.empty() ? "" : ", ") + expr + (desc ? " DESC" : " ASC");

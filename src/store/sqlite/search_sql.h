@@ -7,6 +7,7 @@
 
 #include "rhip/core/status.h"
 #include "rhip/store/search_query.h"
+#include "store/sqlite/index_manifest.h"
 #include "store/sqlite/sqlite_util.h"
 
 namespace rhip::store::sqlite {
@@ -17,11 +18,6 @@ struct CompiledSql {
   std::string order_by;  // "ORDER BY ..." with its own params appended to `params` order:
   std::vector<SqlValue> order_params;
 };
-
-// The index-table key of a search parameter: "<Type>.<code>".
-inline std::string ParamKey(const std::string& type, const std::string& code) {
-  return type + "." + code;
-}
 
 StatusOr<CompiledSql> CompileSearch(const SearchQuery& q);
 

@@ -6,21 +6,34 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <semaphore>
 #include <thread>
 
+#include "rhip/core/log.h"
+#include "store/sqlite/index_manifest.h"
+#include "store/sqlite/mpi_tables.h"
 #include "store/sqlite/search_sql.h"
 #include "store/sqlite/sqlite_util.h"
 
 namespace rhip::store::sqlite {
 namespace {
 
-// Ordered migrations: step i brings user_version from i to i+1.
-const char* const kMigrations[] = {
+Status MigrateToIndexManifests(Db& db);
+
+// Ordered migrations: step i brings user_version from i to i+1 (SQL, then C++
+// when the step needs it). Steps are never edited once released: a store at
+// any version upgrades through the same path as a fresh one.
+struct Migration {
+  const char* sql;
+  Status (*code)(Db&);
+};
+const Migration kMigrations[] = {
     // 1: resources, versions, search index, compartments.
-    R"sql(
+    {R"sql(
 CREATE TABLE resource (
   pk INTEGER PRIMARY KEY,
   type TEXT NOT NULL,
@@ -68,9 +81,9 @@ CREATE TABLE idx_uri (param TEXT NOT NULL, uri TEXT NOT NULL, res INTEGER NOT NU
 CREATE INDEX idx_uri_res ON idx_uri (res, param);
 CREATE TABLE compartment (patient_id TEXT NOT NULL, res INTEGER NOT NULL, PRIMARY KEY (patient_id, res)) WITHOUT ROWID;
 CREATE INDEX compartment_res ON compartment (res);
-)sql",
+)sql", nullptr},
     // 2: inbound interface messages (HL7 v2): raw bytes, outcome, the ACK sent.
-    R"sql(
+    {R"sql(
 CREATE TABLE inbound_message (
   sender TEXT NOT NULL,
   control_id TEXT NOT NULL,
@@ -84,21 +97,221 @@ CREATE TABLE inbound_message (
   UNIQUE (sender, control_id)
 );
 CREATE INDEX inbound_message_status ON inbound_message (status, received);
-)sql",
+)sql", nullptr},
+    // 3: cheaper writes. Search parameters are integer keys (ParamKey) instead of
+    // "Type.code" text; token, reference, uri and compartment rows live only in
+    // their value index (found again through the resource's index manifest, not
+    // a second (res, param) b-tree); a version row holds its JSON only once it
+    // is superseded (the current JSON is on the resource row, written once).
+    {R"sql(
+ALTER TABLE resource ADD COLUMN cur_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE resource ADD COLUMN manifest BLOB;
+UPDATE resource SET cur_seq = (SELECT v.seq FROM resource_version v
+  WHERE v.type = resource.type AND v.id = resource.id AND v.version = resource.version);
+CREATE TABLE version3 (
+  seq INTEGER PRIMARY KEY,
+  res INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0,
+  method TEXT NOT NULL,
+  json TEXT
+);
+INSERT INTO version3 SELECT v.seq, r.pk, v.type, v.version, v.last_updated, v.deleted, v.method,
+  CASE WHEN v.seq = r.cur_seq THEN NULL ELSE v.json END
+  FROM resource_version v JOIN resource r ON r.type = v.type AND r.id = v.id;
+DROP TABLE resource_version;
+ALTER TABLE version3 RENAME TO resource_version;
+CREATE INDEX resource_version_res ON resource_version (res, version);
+CREATE INDEX resource_version_type ON resource_version (type, seq);
+CREATE TABLE string3 (param INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, norm, exact, res)) WITHOUT ROWID;
+INSERT OR IGNORE INTO string3 SELECT rhip_param_key(param), norm, exact, res FROM idx_string;
+CREATE TABLE token3 (param INTEGER NOT NULL, code TEXT NOT NULL, res INTEGER NOT NULL, system TEXT NOT NULL,
+  PRIMARY KEY (param, code, res, system)) WITHOUT ROWID;
+INSERT OR IGNORE INTO token3 SELECT rhip_param_key(param), code, res, system FROM idx_token;
+CREATE TABLE date3 (param INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, low, high, res)) WITHOUT ROWID;
+INSERT OR IGNORE INTO date3 SELECT rhip_param_key(param), low, high, res FROM idx_date;
+CREATE TABLE reference3 (param INTEGER NOT NULL, target_id TEXT NOT NULL, res INTEGER NOT NULL,
+  target_type TEXT NOT NULL, PRIMARY KEY (param, target_id, res, target_type)) WITHOUT ROWID;
+INSERT OR IGNORE INTO reference3 SELECT rhip_param_key(param), target_id, res, target_type FROM idx_reference;
+CREATE TABLE number3 (param INTEGER NOT NULL, value REAL NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, value, res)) WITHOUT ROWID;
+INSERT OR IGNORE INTO number3 SELECT rhip_param_key(param), value, res FROM idx_number;
+CREATE TABLE quantity3 (param INTEGER NOT NULL, value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+  res INTEGER NOT NULL, PRIMARY KEY (param, value, system, code, res)) WITHOUT ROWID;
+INSERT OR IGNORE INTO quantity3 SELECT rhip_param_key(param), value, system, code, res FROM idx_quantity;
+CREATE TABLE uri3 (param INTEGER NOT NULL, uri TEXT NOT NULL, res INTEGER NOT NULL,
+  PRIMARY KEY (param, uri, res)) WITHOUT ROWID;
+INSERT OR IGNORE INTO uri3 SELECT rhip_param_key(param), uri, res FROM idx_uri;
+)sql", MigrateToIndexManifests},
+    // 4: the EMPI's trail of person changes and its review queue (mpi_tables.cc).
+    {kMpiTablesMigration, nullptr},
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
-const char* const kIndexTables[] = {"idx_string", "idx_token",    "idx_date",    "idx_reference",
-                                    "idx_number", "idx_quantity", "idx_uri",     "compartment"};
+// ---- SQL functions over index manifests (registered on every connection) ----
+
+std::string_view ArgBlob(sqlite3_value* v) {
+  const void* p = sqlite3_value_blob(v);
+  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(sqlite3_value_bytes(v)))
+           : std::string_view();
+}
+
+// rhip_sort_key(manifest, table, param, descending): the resource's sort key for
+// a parameter — its smallest value ascending, its largest descending (a date's
+// low or high end) — or NULL when it has none.
+void SqlSortKey(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::vector<IndexEntry> entries;
+  DecodeManifest(ArgBlob(argv[0]), &entries);
+  const auto table = static_cast<IndexTable>(sqlite3_value_int(argv[1]));
+  const int64_t param = sqlite3_value_int64(argv[2]);
+  const bool desc = sqlite3_value_int(argv[3]) != 0;
+  const IndexEntry* best = nullptr;
+  auto better = [&](const IndexEntry& a, const IndexEntry& b) {  // a before b in the wanted direction
+    switch (table) {
+      case IndexTable::kDate: return desc ? a.i2 > b.i2 : a.i1 < b.i1;
+      case IndexTable::kNumber: case IndexTable::kQuantity: return desc ? a.d > b.d : a.d < b.d;
+      default: return desc ? a.s1 > b.s1 : a.s1 < b.s1;
+    }
+  };
+  for (const auto& e : entries)
+    if (e.table == table && e.param == param && (!best || better(e, *best))) best = &e;
+  if (!best) return sqlite3_result_null(ctx);
+  switch (table) {
+    case IndexTable::kDate: return sqlite3_result_int64(ctx, desc ? best->i2 : best->i1);
+    case IndexTable::kNumber: case IndexTable::kQuantity: return sqlite3_result_double(ctx, best->d);
+    default:
+      return sqlite3_result_text(ctx, best->s1.data(), static_cast<int>(best->s1.size()), SQLITE_TRANSIENT);
+  }
+}
+
+// rhip_has_param(manifest, table, param): 1 when the resource has a row for it (:missing).
+void SqlHasParam(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::vector<IndexEntry> entries;
+  DecodeManifest(ArgBlob(argv[0]), &entries);
+  const auto table = static_cast<IndexTable>(sqlite3_value_int(argv[1]));
+  const int64_t param = sqlite3_value_int64(argv[2]);
+  for (const auto& e : entries)
+    if (e.table == table && e.param == param) return sqlite3_result_int(ctx, 1);
+  sqlite3_result_int(ctx, 0);
+}
+
+// rhip_param_key('Type.code'): ParamKey, for migrating text keys.
+void SqlParamKey(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const auto* t = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  std::string_view full = t ? std::string_view(t, static_cast<size_t>(sqlite3_value_bytes(argv[0]))) : "";
+  const size_t dot = full.find('.');
+  sqlite3_result_int64(ctx, dot == std::string_view::npos ? ParamKey(full, "")
+                                                          : ParamKey(full.substr(0, dot), full.substr(dot + 1)));
+}
 
 Status Configure(Db& db, bool writer) {
+  // No memory maps: a store that grows (every write) makes SQLite unmap and map its
+  // file again on every connection, and those page-table changes cost more than the
+  // copies a map saves (bench/RESULTS.md: HL7 ACK rate +70 % without, reads no slower).
   RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-                          "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA mmap_size=1073741824;"));
-  if (writer) RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint=4000;"));
+                          "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA mmap_size=0;"));
+  // The writer never checkpoints on its own: a background checkpointer does (below).
+  if (writer) RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint=0;"));
+  constexpr int kFlags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+  struct Fn {
+    const char* name;
+    int args;
+    void (*fn)(sqlite3_context*, int, sqlite3_value**);
+  };
+  for (const Fn& f : {Fn{"rhip_sort_key", 4, SqlSortKey}, Fn{"rhip_has_param", 3, SqlHasParam},
+                      Fn{"rhip_param_key", 1, SqlParamKey}}) {
+    if (sqlite3_create_function_v2(db.raw(), f.name, f.args, kFlags, nullptr, f.fn, nullptr, nullptr, nullptr) !=
+        SQLITE_OK)
+      return db.Error(std::string("registering ") + f.name);
+  }
   return Status::Ok();
 }
 
-Status Migrate(Db& db, const std::string& path) {
+// Migration 3, after its SQL: index manifests of every resource from the old
+// (res, param) indexes (each index table streamed in res order and merged), then
+// the new tables replace the old ones.
+Status MigrateToIndexManifests(Db& db) {
+  struct Stream {
+    Stream(IndexTable t, const char* q) : table(t), sql(q) {}
+    IndexTable table;
+    const char* sql;  // res first, then the fields in manifest order
+    std::unique_ptr<Stmt> stmt;
+    bool has = false;
+  };
+  Stream streams[] = {
+      {IndexTable::kString, "SELECT res, param, norm, exact FROM idx_string ORDER BY res"},
+      {IndexTable::kToken, "SELECT res, param, code, system FROM idx_token ORDER BY res"},
+      {IndexTable::kDate, "SELECT res, param, low, high FROM idx_date ORDER BY res"},
+      {IndexTable::kReference, "SELECT res, param, target_id, target_type FROM idx_reference ORDER BY res"},
+      {IndexTable::kNumber, "SELECT res, param, value FROM idx_number ORDER BY res"},
+      {IndexTable::kQuantity, "SELECT res, param, value, system, code FROM idx_quantity ORDER BY res"},
+      {IndexTable::kUri, "SELECT res, param, uri FROM idx_uri ORDER BY res"},
+      {IndexTable::kCompartment, "SELECT res, '', patient_id FROM compartment ORDER BY res"},
+  };
+  Status st;
+  for (Stream& m : streams) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db.raw(), m.sql, -1, &raw, nullptr) != SQLITE_OK) return db.Error("migrating manifests");
+    m.stmt = std::make_unique<Stmt>(db.raw(), raw);
+    m.has = m.stmt->Step(&st);
+    RETURN_IF_ERROR(st);
+  }
+  ASSIGN_OR_RETURN(Stmt * update, db.Prepare("UPDATE resource SET manifest = ? WHERE pk = ?"));
+  ManifestBuilder b;
+  for (;;) {
+    int64_t res = INT64_MAX;
+    for (const Stream& m : streams)
+      if (m.has) res = std::min(res, m.stmt->Int(0));
+    if (res == INT64_MAX) break;
+    for (Stream& m : streams) {
+      while (m.has && m.stmt->Int(0) == res) {
+        Stmt& r = *m.stmt;
+        const std::string key = r.Text(1);
+        const size_t dot = key.find('.');
+        const int64_t param = dot == std::string::npos ? 0 : ParamKey(key.substr(0, dot), key.substr(dot + 1));
+        switch (m.table) {
+          case IndexTable::kString: b.String(param, r.Text(2), r.Text(3)); break;
+          case IndexTable::kToken: b.Token(param, r.Text(2), r.Text(3)); break;
+          case IndexTable::kDate: b.Date(param, r.Int(2), r.Int(3)); break;
+          case IndexTable::kReference: b.Reference(param, r.Text(2), r.Text(3)); break;
+          case IndexTable::kNumber: b.Number(param, r.Double(2)); break;
+          case IndexTable::kQuantity: b.Quantity(param, r.Double(2), r.Text(3), r.Text(4)); break;
+          case IndexTable::kUri: b.Uri(param, r.Text(2)); break;
+          case IndexTable::kCompartment: b.Compartment(r.Text(2)); break;
+          case IndexTable::kCount: break;
+        }
+        m.has = r.Step(&st);
+        RETURN_IF_ERROR(st);
+      }
+    }
+    const std::string manifest = b.Finish();
+    update->Reset();
+    update->BindBlob(1, manifest);
+    update->Bind(2, res);
+    RETURN_IF_ERROR(update->Run());
+  }
+  for (Stream& m : streams) m.stmt.reset();
+  return db.Exec(R"sql(
+DROP TABLE idx_string; ALTER TABLE string3 RENAME TO idx_string;
+CREATE INDEX idx_string_res ON idx_string (res, param);
+DROP TABLE idx_token; ALTER TABLE token3 RENAME TO idx_token;
+DROP TABLE idx_date; ALTER TABLE date3 RENAME TO idx_date;
+CREATE INDEX idx_date_res ON idx_date (res, param);
+DROP TABLE idx_reference; ALTER TABLE reference3 RENAME TO idx_reference;
+DROP TABLE idx_number; ALTER TABLE number3 RENAME TO idx_number;
+CREATE INDEX idx_number_res ON idx_number (res, param);
+DROP TABLE idx_quantity; ALTER TABLE quantity3 RENAME TO idx_quantity;
+CREATE INDEX idx_quantity_res ON idx_quantity (res, param);
+DROP TABLE idx_uri; ALTER TABLE uri3 RENAME TO idx_uri;
+DROP INDEX compartment_res;
+)sql");
+}
+
+Status Migrate(Db& db, const std::string& path, int target = kSchemaVersion) {
   ASSIGN_OR_RETURN(Stmt * v, db.Prepare("PRAGMA user_version"));
   Status st;
   int64_t version = v->Step(&st) ? v->Int(0) : 0;
@@ -109,9 +322,10 @@ Status Migrate(Db& db, const std::string& path) {
                               ", newer than this rhip understands (" + std::to_string(kSchemaVersion) +
                               "): upgrade rhip");
   }
-  for (int64_t i = version; i < kSchemaVersion; ++i) {
+  for (int64_t i = version; i < target; ++i) {
     RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
-    Status m = db.Exec(kMigrations[i]);
+    Status m = db.Exec(kMigrations[i].sql);
+    if (m.ok() && kMigrations[i].code) m = kMigrations[i].code(db);
     if (m.ok()) m = db.Exec("PRAGMA user_version=" + std::to_string(i + 1));
     if (!m.ok()) {
       db.Exec("ROLLBACK").IgnoreError();
@@ -132,6 +346,12 @@ ResourceVersion RowToVersion(Stmt* s, int first_col) {
   v.json = s->Text(first_col + 5);
   return v;
 }
+
+// A version row (alias v) with its resource (alias r) in RowToVersion's order,
+// then the method. The current version's JSON lives on the resource row.
+constexpr const char* kVersionColumns =
+    "v.type, r.id, v.version, v.last_updated, v.deleted, "
+    "COALESCE(v.json, CASE WHEN v.deleted = 0 AND v.seq = r.cur_seq THEN r.json END), v.method";
 
 std::string Ref(std::string_view type, std::string_view id) {
   return std::string(type) + "/" + std::string(id);
@@ -206,23 +426,104 @@ InboundMessage RowToMessage(Stmt* s) {
   return m;
 }
 
+// The writer's prepared statements: looked up once per group, not per row.
+struct WriterStatements {
+  Stmt* current = nullptr;
+  Stmt* insert_resource = nullptr;
+  Stmt* update_resource = nullptr;
+  Stmt* delete_resource = nullptr;
+  Stmt* insert_version = nullptr;
+  Stmt* archive_json = nullptr;  // the superseded version's row gets its JSON
+  Stmt* insert_row[static_cast<int>(IndexTable::kCount)] = {};
+  Stmt* delete_row[static_cast<int>(IndexTable::kCount)] = {};
+
+  Status Prepare(Db& db) {
+    ASSIGN_OR_RETURN(current, db.Prepare(
+        "SELECT pk, version, deleted, last_updated, cur_seq, manifest FROM resource WHERE type = ? AND id = ?"));
+    ASSIGN_OR_RETURN(insert_resource, db.Prepare(
+        "INSERT INTO resource (type, id, version, last_updated, deleted, json, first_seq, cur_seq, manifest) "
+        "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"));
+    ASSIGN_OR_RETURN(update_resource, db.Prepare(
+        "UPDATE resource SET version = ?, last_updated = ?, deleted = 0, json = ?, cur_seq = ?, manifest = ? "
+        "WHERE pk = ?"));
+    ASSIGN_OR_RETURN(delete_resource, db.Prepare(
+        "UPDATE resource SET version = ?, last_updated = ?, deleted = 1, json = NULL, cur_seq = ?, manifest = NULL "
+        "WHERE pk = ?"));
+    ASSIGN_OR_RETURN(insert_version, db.Prepare(
+        "INSERT INTO resource_version (seq, res, type, version, last_updated, deleted, method, json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"));
+    ASSIGN_OR_RETURN(archive_json, db.Prepare(
+        "UPDATE resource_version SET json = (SELECT json FROM resource WHERE pk = ?) WHERE seq = ?"));
+    // Column order of each table's key: (param, leading value…, res, trailing value…).
+    static const char* const kInsert[] = {
+        "INSERT OR IGNORE INTO idx_string (param, norm, exact, res) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO idx_token (param, code, system, res) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO idx_date (param, low, high, res) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO idx_reference (param, target_id, target_type, res) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO idx_number (param, value, res) VALUES (?, ?, ?)",
+        "INSERT OR IGNORE INTO idx_quantity (param, value, system, code, res) VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO idx_uri (param, uri, res) VALUES (?, ?, ?)",
+        "INSERT OR IGNORE INTO compartment (patient_id, res) VALUES (?, ?)",
+    };
+    static const char* const kDelete[] = {
+        "DELETE FROM idx_string WHERE param = ? AND norm = ? AND exact = ? AND res = ?",
+        "DELETE FROM idx_token WHERE param = ? AND code = ? AND system = ? AND res = ?",
+        "DELETE FROM idx_date WHERE param = ? AND low = ? AND high = ? AND res = ?",
+        "DELETE FROM idx_reference WHERE param = ? AND target_id = ? AND target_type = ? AND res = ?",
+        "DELETE FROM idx_number WHERE param = ? AND value = ? AND res = ?",
+        "DELETE FROM idx_quantity WHERE param = ? AND value = ? AND system = ? AND code = ? AND res = ?",
+        "DELETE FROM idx_uri WHERE param = ? AND uri = ? AND res = ?",
+        "DELETE FROM compartment WHERE patient_id = ? AND res = ?",
+    };
+    for (int i = 0; i < static_cast<int>(IndexTable::kCount); ++i) {
+      ASSIGN_OR_RETURN(insert_row[i], db.Prepare(kInsert[i]));
+      ASSIGN_OR_RETURN(delete_row[i], db.Prepare(kDelete[i]));
+    }
+    return Status::Ok();
+  }
+};
+
+// Binds an index entry to an insert or delete statement of its table (the
+// column orders of kInsert and kDelete) and runs it.
+Status RunEntry(Stmt* s, const IndexEntry& e, int64_t res) {
+  s->Reset();
+  int i = 1;
+  if (e.table != IndexTable::kCompartment) s->Bind(i++, e.param);
+  switch (e.table) {
+    case IndexTable::kString: case IndexTable::kToken: case IndexTable::kReference:
+      s->BindStatic(i++, e.s1);
+      s->BindStatic(i++, e.s2);
+      break;
+    case IndexTable::kDate:
+      s->Bind(i++, e.i1);
+      s->Bind(i++, e.i2);
+      break;
+    case IndexTable::kNumber:
+      s->Bind(i++, e.d);
+      break;
+    case IndexTable::kQuantity:
+      s->Bind(i++, e.d);
+      s->BindStatic(i++, e.s1);
+      s->BindStatic(i++, e.s2);
+      break;
+    case IndexTable::kUri: case IndexTable::kCompartment:
+      s->BindStatic(i++, e.s1);
+      break;
+    case IndexTable::kCount:
+      return Internal("store: bad index entry");
+  }
+  s->Bind(i, res);
+  return s->Run();
+}
+
 class Tx : public WriteTransaction {
  public:
-  Tx(Db* db, int64_t* seq) : db_(db), seq_(seq) {}
+  Tx(Db* db, int64_t* seq, const WriterStatements* stmts) : db_(db), seq_(seq), q_(stmts) {}
 
   StatusOr<std::optional<CurrentState>> Current(std::string_view type, std::string_view id) override {
-    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(
-        "SELECT version, deleted, last_updated FROM resource WHERE type = ? AND id = ?"));
-    s->BindStatic(1, type);
-    s->BindStatic(2, id);
-    Status st;
-    if (!s->Step(&st)) {
-      RETURN_IF_ERROR(st);
-      return std::optional<CurrentState>();
-    }
-    CurrentState c{s->Int(0), s->Int(1) != 0, s->Int(2)};
-    s->Reset();
-    return std::optional<CurrentState>(c);
+    ASSIGN_OR_RETURN(auto row, Row(type, id));
+    if (!row) return std::optional<CurrentState>();
+    return std::optional<CurrentState>(CurrentState{row->version, row->deleted, row->last_updated});
   }
 
   StatusOr<ResourceVersion> Read(std::string_view type, std::string_view id) override {
@@ -230,7 +531,7 @@ class Tx : public WriteTransaction {
   }
 
   Status Put(const PutRequest& put) override {
-    ASSIGN_OR_RETURN(auto cur, Current(put.type, put.id));
+    ASSIGN_OR_RETURN(auto cur, Row(put.type, put.id));
     const int64_t expected = cur ? cur->version + 1 : 1;
     if (put.version != expected) {
       return Conflict("resource " + Ref(put.type, put.id) + " is at version " +
@@ -238,60 +539,95 @@ class Tx : public WriteTransaction {
                       std::to_string(put.version));
     }
     const int64_t seq = ++*seq_;
-    RETURN_IF_ERROR(AppendVersion(put.type, put.id, put.version, put.last_updated, false, put.method,
-                                  put.json, seq));
+    const std::string manifest = EncodeManifest(put.type, put.index);
     int64_t pk = 0;
     if (cur) {
-      ASSIGN_OR_RETURN(Stmt * u, db_->Prepare(
-          "UPDATE resource SET version = ?, last_updated = ?, deleted = 0, json = ? WHERE type = ? AND id = ? "
-          "RETURNING pk"));
+      pk = cur->pk;
+      RETURN_IF_ERROR(ArchiveCurrent(*cur));
+      Stmt* u = q_->update_resource;
+      u->Reset();
       u->Bind(1, put.version);
       u->Bind(2, put.last_updated);
       u->BindStatic(3, put.json);
-      u->BindStatic(4, put.type);
-      u->BindStatic(5, put.id);
-      Status st;
-      if (u->Step(&st)) pk = u->Int(0);
-      RETURN_IF_ERROR(st);
-      u->Reset();
-      RETURN_IF_ERROR(ClearIndex(pk));
+      u->Bind(4, seq);
+      u->BindBlob(5, manifest);
+      u->Bind(6, pk);
+      RETURN_IF_ERROR(u->Run());
     } else {
-      ASSIGN_OR_RETURN(Stmt * ins, db_->Prepare(
-          "INSERT INTO resource (type, id, version, last_updated, deleted, json, first_seq) "
-          "VALUES (?, ?, ?, ?, 0, ?, ?)"));
+      Stmt* ins = q_->insert_resource;
+      ins->Reset();
       ins->BindStatic(1, put.type);
       ins->BindStatic(2, put.id);
       ins->Bind(3, put.version);
       ins->Bind(4, put.last_updated);
       ins->BindStatic(5, put.json);
       ins->Bind(6, seq);
+      ins->Bind(7, seq);
+      ins->BindBlob(8, manifest);
       RETURN_IF_ERROR(ins->Run());
       pk = sqlite3_last_insert_rowid(db_->raw());
     }
-    return WriteIndex(pk, put.type, put.index);
+    RETURN_IF_ERROR(AppendVersion(seq, pk, put.type, put.version, put.last_updated, false, put.method));
+    // Only the rows that changed: none for an unchanged index, all for a create.
+    // They are written in key order at the end of the caller's function (Flush).
+    const std::string& old_manifest = Keep(cur ? std::move(cur->manifest) : std::string());
+    const std::string& new_manifest = Keep(std::move(manifest));
+    removed_.clear();
+    added_.clear();
+    if (!DiffManifests(old_manifest, new_manifest, &removed_, &added_)) return DamagedManifest(put.type, put.id);
+    for (const IndexEntry& e : removed_) Defer(e, pk, false);
+    for (const IndexEntry& e : added_) Defer(e, pk, true);
+    return Status::Ok();
+  }
+
+  // Writes the deferred index rows, sorted by table and key so that consecutive
+  // inserts land on the same b-tree pages (a batch of creates dirties each page
+  // once, and its descents stay in the CPU cache). Operations on the same row
+  // keep their order. Called before anything reads the index inside the
+  // transaction and at the end of each caller's function.
+  Status Flush() {
+    std::sort(pending_.begin(), pending_.end(), [](const PendingRow& a, const PendingRow& b) {
+      if (a.entry.table != b.entry.table) return a.entry.table < b.entry.table;
+      if (int c = a.entry.bytes.compare(b.entry.bytes)) return c < 0;
+      if (a.res != b.res) return a.res < b.res;
+      return a.order < b.order;
+    });
+    Status st;
+    for (const PendingRow& r : pending_) {
+      const int t = static_cast<int>(r.entry.table);
+      st = RunEntry(r.insert ? q_->insert_row[t] : q_->delete_row[t], r.entry, r.res);
+      if (!st.ok()) break;
+    }
+    Discard();
+    return st;
+  }
+
+  // Forgets deferred rows (the caller's function failed and is rolled back).
+  void Discard() {
+    pending_.clear();
+    kept_.clear();
   }
 
   Status Delete(const DeleteRequest& del) override {
-    ASSIGN_OR_RETURN(auto cur, Current(del.type, del.id));
+    ASSIGN_OR_RETURN(auto cur, Row(del.type, del.id));
     if (!cur) return NotFound("resource " + Ref(del.type, del.id) + " is not known");
     if (del.version != cur->version + 1) {
       return Conflict("resource " + Ref(del.type, del.id) + " is at version " + std::to_string(cur->version));
     }
     const int64_t seq = ++*seq_;
-    RETURN_IF_ERROR(AppendVersion(del.type, del.id, del.version, del.last_updated, true, "DELETE", "", seq));
-    ASSIGN_OR_RETURN(Stmt * u, db_->Prepare(
-        "UPDATE resource SET version = ?, last_updated = ?, deleted = 1, json = NULL WHERE type = ? AND id = ? "
-        "RETURNING pk"));
+    RETURN_IF_ERROR(ArchiveCurrent(*cur));
+    RETURN_IF_ERROR(AppendVersion(seq, cur->pk, del.type, del.version, del.last_updated, true, "DELETE"));
+    Stmt* u = q_->delete_resource;
+    u->Reset();
     u->Bind(1, del.version);
     u->Bind(2, del.last_updated);
-    u->BindStatic(3, del.type);
-    u->BindStatic(4, del.id);
-    Status st;
-    int64_t pk = 0;
-    if (u->Step(&st)) pk = u->Int(0);
-    RETURN_IF_ERROR(st);
-    u->Reset();
-    return ClearIndex(pk);
+    u->Bind(3, seq);
+    u->Bind(4, cur->pk);
+    RETURN_IF_ERROR(u->Run());
+    removed_.clear();
+    if (!DecodeManifest(Keep(std::move(cur->manifest)), &removed_)) return DamagedManifest(del.type, del.id);
+    for (const IndexEntry& e : removed_) Defer(e, cur->pk, false);
+    return Status::Ok();
   }
 
   Status PutMessage(const InboundMessage& m) override {
@@ -312,7 +648,11 @@ class Tx : public WriteTransaction {
     return s->Run();
   }
 
+  Status AppendPersonChange(const PersonChange& change) override { return sqlite::AppendPersonChange(*db_, change); }
+  StatusOr<int64_t> PutReview(const MatchReview& review) override { return sqlite::PutReview(*db_, review); }
+
   StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) override {
+    RETURN_IF_ERROR(Flush());
     ASSIGN_OR_RETURN(CompiledSql c, CompileSearch(query));
     ASSIGN_OR_RETURN(Stmt * s, db_->Prepare("SELECT r.id FROM resource r WHERE " + c.where + " LIMIT ?"));
     int i = 1;
@@ -326,92 +666,75 @@ class Tx : public WriteTransaction {
   }
 
  private:
-  Status AppendVersion(const std::string& type, const std::string& id, int64_t version, Micros when,
-                       bool deleted, const std::string& method, const std::string& json, int64_t seq) {
-    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(
-        "INSERT INTO resource_version (seq, type, id, version, last_updated, deleted, method, json) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  struct CurrentRow {
+    int64_t pk = 0, version = 0, last_updated = 0, cur_seq = 0;
+    bool deleted = false;
+    std::string manifest;
+  };
+
+  StatusOr<std::optional<CurrentRow>> Row(std::string_view type, std::string_view id) {
+    Stmt* s = q_->current;
+    s->Reset();
+    s->BindStatic(1, type);
+    s->BindStatic(2, id);
+    Status st;
+    if (!s->Step(&st)) {
+      RETURN_IF_ERROR(st);
+      return std::optional<CurrentRow>();
+    }
+    CurrentRow r{s->Int(0), s->Int(1), s->Int(3), s->Int(4), s->Int(2) != 0, s->Blob(5)};
+    s->Reset();
+    return std::optional<CurrentRow>(std::move(r));
+  }
+
+  // The version being superseded keeps its JSON in its own row from now on.
+  Status ArchiveCurrent(const CurrentRow& cur) {
+    if (cur.deleted) return Status::Ok();
+    Stmt* a = q_->archive_json;
+    a->Reset();
+    a->Bind(1, cur.pk);
+    a->Bind(2, cur.cur_seq);
+    return a->Run();
+  }
+
+  Status AppendVersion(int64_t seq, int64_t pk, const std::string& type, int64_t version, Micros when, bool deleted,
+                       const std::string& method) {
+    Stmt* s = q_->insert_version;
+    s->Reset();
     s->Bind(1, seq);
-    s->BindStatic(2, type);
-    s->BindStatic(3, id);
+    s->Bind(2, pk);
+    s->BindStatic(3, type);
     s->Bind(4, version);
     s->Bind(5, when);
     s->Bind(6, static_cast<int64_t>(deleted));
     s->BindStatic(7, method);
-    if (deleted) {
-      s->BindNull(8);
-    } else {
-      s->BindStatic(8, json);
-    }
     return s->Run();
   }
 
-  Status ClearIndex(int64_t pk) {
-    for (const char* t : kIndexTables) {
-      ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(std::string("DELETE FROM ") + t + " WHERE res = ?"));
-      s->Bind(1, pk);
-      RETURN_IF_ERROR(s->Run());
-    }
-    return Status::Ok();
+  struct PendingRow {
+    IndexEntry entry;  // views into kept_
+    int64_t res;
+    int64_t order;
+    bool insert;
+  };
+
+  // Keeps a manifest alive until Flush (deferred entries point into it).
+  const std::string& Keep(std::string manifest) { return kept_.emplace_back(std::move(manifest)); }
+  void Defer(const IndexEntry& e, int64_t res, bool insert) {
+    pending_.push_back({e, res, static_cast<int64_t>(pending_.size()), insert});
   }
 
-  // Inserts one row per element of `rows` with a cached statement; `bind` binds
-  // columns 2.. (column 1 is the resource pk).
-  template <typename Rows, typename Bind>
-  Status InsertRows(const char* sql, int64_t pk, const Rows& rows, Bind bind) {
-    if (rows.empty()) return Status::Ok();
-    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(sql));
-    for (const auto& r : rows) {
-      s->Reset();
-      s->Bind(1, pk);
-      bind(s, r);
-      RETURN_IF_ERROR(s->Run());
-    }
-    return Status::Ok();
-  }
-
-  Status WriteIndex(int64_t pk, const std::string& type, const IndexRows& rows) {
-    std::string key;
-    auto k = [&](const std::string& param) {
-      key.assign(type).append(".").append(param);
-      return std::string_view(key);
-    };
-    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_string (res, param, norm, exact) VALUES (?, ?, ?, ?)", pk,
-                               rows.strings, [&](Stmt* s, const StringRow& r) {
-                                 s->Bind(2, k(r.param)); s->BindStatic(3, r.normalized); s->BindStatic(4, r.exact);
-                               }));
-    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_token (res, param, system, code) VALUES (?, ?, ?, ?)", pk,
-                               rows.tokens, [&](Stmt* s, const TokenRow& r) {
-                                 s->Bind(2, k(r.param)); s->BindStatic(3, r.system); s->BindStatic(4, r.code);
-                               }));
-    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_date (res, param, low, high) VALUES (?, ?, ?, ?)", pk,
-                               rows.dates, [&](Stmt* s, const DateRow& r) {
-                                 s->Bind(2, k(r.param)); s->Bind(3, r.low); s->Bind(4, r.high);
-                               }));
-    RETURN_IF_ERROR(InsertRows(
-        "INSERT OR IGNORE INTO idx_reference (res, param, target_type, target_id) VALUES (?, ?, ?, ?)", pk,
-        rows.references, [&](Stmt* s, const ReferenceRow& r) {
-          s->Bind(2, k(r.param)); s->BindStatic(3, r.target_type); s->BindStatic(4, r.target_id);
-        }));
-    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_number (res, param, value) VALUES (?, ?, ?)", pk,
-                               rows.numbers, [&](Stmt* s, const NumberRow& r) {
-                                 s->Bind(2, k(r.param)); s->Bind(3, r.value);
-                               }));
-    RETURN_IF_ERROR(InsertRows(
-        "INSERT OR IGNORE INTO idx_quantity (res, param, value, system, code) VALUES (?, ?, ?, ?, ?)", pk,
-        rows.quantities, [&](Stmt* s, const QuantityRow& r) {
-          s->Bind(2, k(r.param)); s->Bind(3, r.value); s->BindStatic(4, r.system); s->BindStatic(5, r.code);
-        }));
-    RETURN_IF_ERROR(InsertRows("INSERT OR IGNORE INTO idx_uri (res, param, uri) VALUES (?, ?, ?)", pk, rows.uris,
-                               [&](Stmt* s, const UriRow& r) {
-                                 s->Bind(2, k(r.param)); s->BindStatic(3, r.uri);
-                               }));
-    return InsertRows("INSERT OR IGNORE INTO compartment (res, patient_id) VALUES (?, ?)", pk,
-                      rows.compartment_patients, [&](Stmt* s, const std::string& patient) { s->BindStatic(2, patient); });
+  static Status DamagedManifest(std::string_view type, std::string_view id) {
+    return Status(StatusCode::kDataLoss, "store: the index manifest of " + Ref(type, id) +
+                                             " is damaged; restore the store from a backup");
   }
 
   Db* db_;
   int64_t* seq_;
+  const WriterStatements* q_;
+  std::vector<IndexEntry> removed_, added_;  // reused between Puts
+  std::vector<PendingRow> pending_;
+  std::deque<std::string> kept_;  // a deque: growing it never moves what entries point into
 };
 
 class SqliteStore : public Store {
@@ -423,6 +746,7 @@ class SqliteStore : public Store {
     ASSIGN_OR_RETURN(writer_db_, Db::Open(path_, options.create_if_missing));
     RETURN_IF_ERROR(Configure(*writer_db_, true));
     RETURN_IF_ERROR(Migrate(*writer_db_, path_));
+    RETURN_IF_ERROR(writer_stmts_.Prepare(*writer_db_));
     ASSIGN_OR_RETURN(Stmt * s, writer_db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM resource_version"));
     Status st;
     if (s->Step(&st)) seq_ = s->Int(0);
@@ -436,6 +760,15 @@ class SqliteStore : public Store {
       free_.push_back(db.get());
       readers_.push_back(std::move(db));
     }
+    // Checkpoints run beside the writer, on a connection of their own, so a commit
+    // never waits for WAL pages to be copied into the database file.
+    ASSIGN_OR_RETURN(checkpoint_db_, Db::Open(path_, false));
+    RETURN_IF_ERROR(Configure(*checkpoint_db_, false));
+    sqlite3_wal_hook(writer_db_->raw(), &SqliteStore::OnWalCommit, this);
+    checkpointer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "rhip-checkpoint");
+      CheckpointLoop();
+    });
     writer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "rhip-writer");
       WriterLoop();
@@ -452,9 +785,9 @@ class SqliteStore : public Store {
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id, int64_t version) override {
     ReadConn c(this);
     if (!c) return Unavailable();
-    ASSIGN_OR_RETURN(Stmt * s, c->Prepare(
-        "SELECT type, id, version, last_updated, deleted, json, method FROM resource_version "
-        "WHERE type = ? AND id = ? AND version = ?"));
+    ASSIGN_OR_RETURN(Stmt * s, c->Prepare(std::string("SELECT ") + kVersionColumns +
+                                          " FROM resource r JOIN resource_version v ON v.res = r.pk "
+                                          "WHERE r.type = ? AND r.id = ? AND v.version = ?"));
     s->BindStatic(1, type);
     s->BindStatic(2, id);
     s->Bind(3, version);
@@ -474,29 +807,30 @@ class SqliteStore : public Store {
     if (!c) return Unavailable();
     HistoryPage page;
     page.snapshot_seq = q.snapshot_seq > 0 ? q.snapshot_seq : committed_seq_.load();
-    std::string where = "seq <= ?";
+    std::string where = "v.seq <= ?";
     std::vector<SqlValue> params{page.snapshot_seq};
     if (!q.type.empty()) {
-      where += " AND type = ?";
+      where += q.id.empty() ? " AND v.type = ?" : " AND r.type = ?";
       params.emplace_back(q.type);
     }
     if (!q.id.empty()) {
-      where += " AND id = ?";
+      where += " AND r.id = ?";
       params.emplace_back(q.id);
     }
     if (q.since) {
-      where += " AND last_updated >= ?";
+      where += " AND v.last_updated >= ?";
       params.emplace_back(*q.since);
     }
+    const std::string from = " FROM resource_version v JOIN resource r ON r.pk = v.res WHERE ";
     RETURN_IF_ERROR(FetchPage(*c,
-                              "SELECT type, id, version, last_updated, deleted, json, method FROM resource_version "
-                              "WHERE " + where + " ORDER BY seq DESC LIMIT ? OFFSET ?",
+                              std::string("SELECT ") + kVersionColumns + from + where +
+                                  " ORDER BY v.seq DESC LIMIT ? OFFSET ?",
                               params, q.count, q.offset, &page.versions, &page.has_more, [](Stmt* s) {
                                 ResourceVersion v = RowToVersion(s, 0);
                                 v.method = s->Text(6);
                                 return v;
                               }));
-    ASSIGN_OR_RETURN(page.total, CountRows(*c, "SELECT COUNT(*) FROM resource_version WHERE " + where, params));
+    ASSIGN_OR_RETURN(page.total, CountRows(*c, "SELECT COUNT(*)" + (q.id.empty() ? std::string(" FROM resource_version v WHERE ") : from) + where, params));
     return page;
   }
 
@@ -577,8 +911,8 @@ class SqliteStore : public Store {
       if (closed_) return Unavailable();
       queue_.push_back(&p);
       work_cv_.notify_one();
-      done_cv_.wait(lock, [&] { return p.done; });
     }
+    p.done.acquire();  // only this caller wakes: no thundering herd of a whole group
     return p.result;
   }
 
@@ -609,6 +943,27 @@ class SqliteStore : public Store {
     while (s->Step(&st)) out.push_back(RowToMessage(s));
     RETURN_IF_ERROR(st);
     return out;
+  }
+
+  StatusOr<std::vector<PersonChange>> PersonChanges(std::string_view person_id, int limit, int64_t offset) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::PersonChanges(*c, person_id, limit, offset);
+  }
+  StatusOr<std::vector<MatchReview>> Reviews(std::string_view status, int limit, int64_t offset) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::Reviews(*c, status, limit, offset);
+  }
+  StatusOr<int64_t> CountReviews(std::string_view status) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::CountReviews(*c, status);
+  }
+  StatusOr<std::optional<MatchReview>> ReadReview(int64_t id) override {
+    ReadConn c(this);
+    if (!c) return Unavailable();
+    return sqlite::ReadReview(*c, id);
   }
 
   Status Scan(std::string_view type, const std::function<Status(const ResourceVersion&)>& fn) override {
@@ -647,6 +1002,13 @@ class SqliteStore : public Store {
     }
     if (writer_.joinable()) writer_.join();
     {
+      std::lock_guard lock(checkpoint_mu_);
+      checkpoint_stop_ = true;
+      checkpoint_cv_.notify_all();
+    }
+    if (checkpointer_.joinable()) checkpointer_.join();
+    checkpoint_db_.reset();
+    {
       // Wait until no reader holds a connection.
       std::unique_lock lock(pool_mu_);
       pool_cv_.wait(lock, [&] { return in_use_ == 0; });
@@ -670,7 +1032,7 @@ class SqliteStore : public Store {
   struct Pending {
     WriteFn* fn = nullptr;
     Status result;
-    bool done = false;
+    std::binary_semaphore done{0};  // released by the writer once `result` is set
   };
 
   static Status Unavailable() { return Status(StatusCode::kUnavailable, "store is closed"); }
@@ -702,6 +1064,35 @@ class SqliteStore : public Store {
     Db* db_ = nullptr;
   };
 
+  // sqlite3_wal_hook: after each commit, on the writer thread, with the WAL's size.
+  static int OnWalCommit(void* self, sqlite3*, const char*, int frames) {
+    auto* store = static_cast<SqliteStore*>(self);
+    if (frames >= kCheckpointFrames) {
+      std::lock_guard lock(store->checkpoint_mu_);
+      store->checkpoint_wanted_ = true;
+      store->checkpoint_cv_.notify_one();
+    }
+    // The WAL starts over only when it was copied completely between two commits;
+    // under a steady stream of writes that may not happen, so beyond a bound the
+    // writer restarts it itself (waiting for readers of old frames).
+    store->restart_wal_ = frames >= kRestartFrames;
+    return SQLITE_OK;
+  }
+
+  void CheckpointLoop() {
+    for (;;) {
+      {
+        std::unique_lock lock(checkpoint_mu_);
+        checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || checkpoint_stop_; });
+        if (checkpoint_stop_) return;
+        checkpoint_wanted_ = false;
+      }
+      int log = 0, done = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) log::Warn("store {}: checkpoint failed: {}", path_, sqlite3_errstr(rc));
+    }
+  }
+
   void WriterLoop() {
     constexpr size_t kMaxGroup = 256;
     for (;;) {
@@ -716,10 +1107,11 @@ class SqliteStore : public Store {
         }
       }
       RunGroup(group);
-      {
-        std::lock_guard lock(mu_);
-        for (Pending* p : group) p->done = true;
-        done_cv_.notify_all();
+      for (Pending* p : group) p->done.release();
+      if (restart_wal_) {
+        restart_wal_ = false;
+        const int rc = sqlite3_wal_checkpoint_v2(writer_db_->raw(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) log::Warn("store {}: WAL restart failed: {}", path_, sqlite3_errstr(rc));
       }
     }
   }
@@ -727,25 +1119,28 @@ class SqliteStore : public Store {
   void RunGroup(const std::vector<Pending*>& group) {
     Db& db = *writer_db_;
     const int64_t seq_before = seq_;
-    Status begin = db.Exec("BEGIN IMMEDIATE");
+    Status begin = db.Run("BEGIN IMMEDIATE");
     if (!begin.ok()) {
       for (Pending* p : group) p->result = begin;
       return;
     }
-    Tx tx(&db, &seq_);
+    Tx tx(&db, &seq_, &writer_stmts_);
     for (Pending* p : group) {
       const int64_t seq_at_start = seq_;
-      Status st = db.Exec("SAVEPOINT w");
+      Status st = db.Run("SAVEPOINT w");
       if (st.ok()) st = (*p->fn)(tx);
+      if (st.ok()) st = tx.Flush();
+      tx.Discard();
       if (st.ok()) {
-        st = db.Exec("RELEASE w");
+        st = db.Run("RELEASE w");
       } else {
-        db.Exec("ROLLBACK TO w; RELEASE w;").IgnoreError();
+        db.Run("ROLLBACK TO w").IgnoreError();
+        db.Run("RELEASE w").IgnoreError();
         seq_ = seq_at_start;
       }
       p->result = st;
     }
-    Status commit = db.Exec("COMMIT");
+    Status commit = db.Run("COMMIT");
     if (!commit.ok()) {
       db.Exec("ROLLBACK").IgnoreError();
       seq_ = seq_before;
@@ -759,12 +1154,25 @@ class SqliteStore : public Store {
   const std::string path_;
   const bool temporary_;
   std::unique_ptr<Db> writer_db_;   // used only by the writer thread after Init
+  WriterStatements writer_stmts_;   // statements of writer_db_
   int64_t seq_ = 0;                 // writer thread only
   std::atomic<int64_t> committed_seq_{0};
   std::thread writer_;
+  bool restart_wal_ = false;  // writer thread only (set by OnWalCommit)
+
+  // Background checkpoints: wanted once the WAL holds kCheckpointFrames; the writer
+  // restarts the WAL itself beyond kRestartFrames (4 KiB pages: 16 MB and 256 MB).
+  static constexpr int kCheckpointFrames = 4000;
+  static constexpr int kRestartFrames = 64000;
+  std::unique_ptr<Db> checkpoint_db_;  // checkpointer thread only
+  std::thread checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;  // GUARDED_BY(checkpoint_mu_)
+  bool checkpoint_stop_ = false;    // GUARDED_BY(checkpoint_mu_)
 
   std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
+  std::condition_variable work_cv_;
   std::deque<Pending*> queue_;  // GUARDED_BY(mu_)
   bool closed_ = false;         // GUARDED_BY(mu_)
 
@@ -779,7 +1187,17 @@ class SqliteStore : public Store {
 
 int SchemaVersion() { return kSchemaVersion; }
 
+Status MigrateForTest(const std::string& path, int version) {
+  ASSIGN_OR_RETURN(auto db, Db::Open(path, true));
+  RETURN_IF_ERROR(Configure(*db, true));
+  return Migrate(*db, path, version);
+}
+
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options) {
+  // No global allocation statistics: they take a process-wide mutex on every
+  // SQLite malloc. Must precede SQLite's initialization (a no-op afterwards).
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   std::string file = path;
   bool temporary = false;
   if (path == ":memory:") {

@@ -19,4 +19,9 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const 
 // The schema version this build writes (PRAGMA user_version).
 int SchemaVersion();
 
+// Creates or upgrades the schema of the database at `path` to `version` only
+// (not further), without opening a store: for tests of the migrations, which
+// fill an old schema and then open it with OpenSqliteStore.
+Status MigrateForTest(const std::string& path, int version);
+
 }  // namespace rhip::store::sqlite

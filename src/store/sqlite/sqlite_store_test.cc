@@ -472,5 +472,245 @@ TEST_F(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
   EXPECT_EQ(Ids(pq).size(), 2u);
 }
 
+// ---- re-indexing through the index manifest ----
+
+TEST_F(StoreTest, UpdateReplacesExactlyTheChangedIndexRows) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "zhang wei")).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "M2", "zhang wei")).ok());
+  ASSERT_TRUE(Put(Patient("p1", 2, "M9", "zhang wei")).ok());  // identifier changes, name stays
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M9")}}), std::vector<std::string>{"p1"});
+  Criterion name{.param = "name", .type = ParamType::kString, .values = {{.text = "zhang"}}};
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {name}}), (std::vector<std::string>{"p1", "p2"}));
+  // A non-driving token check (point look-up) after a driving string criterion.
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {name, Token("identifier", "M9")}}), std::vector<std::string>{"p1"});
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {name, Token("identifier", "M1")}}).empty());
+}
+
+TEST_F(StoreTest, DeleteThenRecreateInOneWriteLeavesOnlyTheNewRows) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "li na")).ok());
+  Status st = store_->Write([&](WriteTransaction& tx) -> Status {
+    RETURN_IF_ERROR(tx.Put(Patient("p1", 2, "M2", "li na")));
+    RETURN_IF_ERROR(tx.Put(Patient("p1", 3, "M1", "li na")));  // back to M1: the same row inserted, deleted, inserted
+    RETURN_IF_ERROR(tx.Delete({.type = "Patient", .id = "p1", .version = 4, .last_updated = 2000}));
+    return tx.Put(Patient("p1", 5, "M3", "wang fang"));
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M2")}}).empty());
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M3")}}), std::vector<std::string>{"p1"});
+  Criterion old_name{.param = "name", .type = ParamType::kString, .values = {{.text = "li"}}};
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {old_name}}).empty());
+}
+
+TEST_F(StoreTest, ConditionalSearchInsideAWriteSeesItsOwnEarlierPuts) {
+  Status st = store_->Write([&](WriteTransaction& tx) -> Status {
+    RETURN_IF_ERROR(tx.Put(Patient("p1", 1, "M1", "a")));
+    ASSIGN_OR_RETURN(auto ids, tx.SearchIds({.type = "Patient", .criteria = {Token("identifier", "M1")}}, 10));
+    if (ids != std::vector<std::string>{"p1"}) return Internal("own write not visible");
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST_F(StoreTest, FailedWriteLeavesNoIndexRowsBehind) {
+  Status st = store_->Write([&](WriteTransaction& tx) -> Status {
+    RETURN_IF_ERROR(tx.Put(Patient("p1", 1, "M1", "a")));
+    return InvalidArgument("entry 2 is bad");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());  // version 1 is free again
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}), std::vector<std::string>{"p1"});
+}
+
+TEST_F(StoreTest, MissingAndSortByTokenAndReferenceUseTheManifest) {
+  ASSERT_TRUE(Put(Observation("o1", "pb", 3 * kMicrosPerDay, 1)).ok());
+  ASSERT_TRUE(Put(Observation("o2", "pa", 1 * kMicrosPerDay, 2)).ok());
+  PutRequest no_subject = Observation("o3", "pc", 2 * kMicrosPerDay, 3);
+  no_subject.index.references.clear();
+  ASSERT_TRUE(Put(no_subject).ok());
+  Criterion missing{.param = "subject", .type = ParamType::kReference, .missing = true};
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {missing}}), std::vector<std::string>{"o3"});
+  missing.missing = false;
+  EXPECT_EQ(Ids({.type = "Observation", .criteria = {missing}}), (std::vector<std::string>{"o1", "o2"}));
+  // Resources without a value sort last in both directions.
+  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"subject", ParamType::kReference, false}}}),
+            (std::vector<std::string>{"o2", "o1", "o3"}));
+  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"subject", ParamType::kReference, true}}}),
+            (std::vector<std::string>{"o1", "o2", "o3"}));
+  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"value-quantity", ParamType::kQuantity, true}}}),
+            (std::vector<std::string>{"o3", "o2", "o1"}));
+}
+
+TEST_F(StoreTest, SupersededVersionsKeepTheirOwnJson) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
+  ASSERT_TRUE(Put(Patient("p1", 2, "M2", "b")).ok());
+  ASSERT_TRUE(store_->Write([&](WriteTransaction& tx) {
+    return tx.Delete({.type = "Patient", .id = "p1", .version = 3, .last_updated = 5000});
+  }).ok());
+  ASSERT_TRUE(Put(Patient("p1", 4, "M4", "d")).ok());
+  for (int64_t v : {1, 2, 4}) {
+    auto r = store_->ReadVersion("Patient", "p1", v);
+    ASSERT_TRUE(r.ok()) << v;
+    EXPECT_NE(r->json.find("\"versionId\":\"" + std::to_string(v) + "\""), std::string::npos) << r->json;
+  }
+  auto deleted = store_->ReadVersion("Patient", "p1", 3);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(deleted->deleted);
+  EXPECT_TRUE(deleted->json.empty());
+  auto h = store_->History({.type = "Patient", .id = "p1"});
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->versions.size(), 4u);
+  EXPECT_EQ(*h->total, 4);
+  EXPECT_EQ(h->versions[0].version, 4);
+  EXPECT_NE(h->versions[0].json.find("\"versionId\":\"4\""), std::string::npos);
+  EXPECT_NE(h->versions[3].json.find("\"versionId\":\"1\""), std::string::npos);
+  auto type_history = store_->History({.type = "Patient"});
+  ASSERT_TRUE(type_history.ok());
+  EXPECT_EQ(*type_history->total, 4);
+}
+
+// One commit far larger than the WAL write buffer and than one write() (the WAL
+// writes are combined, then written in pieces): all of it is there after reopening.
+TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
+  const std::string path = TempDb("huge");
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto s = OpenStore({.url = "sqlite:" + path});
+    if (!s.ok()) _exit(3);
+    const std::string filler(3000, 'x');
+    Status st = (*s)->Write([&](WriteTransaction& tx) -> Status {
+      for (int i = 0; i < 5000; ++i) {  // ~20 MB of WAL in one commit
+        PutRequest p = Patient("h" + std::to_string(i), 1, "H" + std::to_string(i), "n" + std::to_string(i));
+        p.json.insert(p.json.size() - 1, R"(,"text":")" + filler + "\"");
+        RETURN_IF_ERROR(tx.Put(p));
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) _exit(4);
+    if (!(*s)->Write([&](WriteTransaction& tx) { return tx.Put(Patient("after", 1, "A", "a")); }).ok()) _exit(5);
+    _exit(0);  // no close, no checkpoint: the next open recovers everything from the WAL
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto s = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(s.ok());
+  auto n = (*s)->Count("Patient");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 5001);
+  auto last = (*s)->Read("Patient", "h4999");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->json.size(), Patient("h4999", 1, "", "").json.size() + 3010);
+  EXPECT_TRUE((*s)->Read("Patient", "after").ok());
+}
+
+// ---- schema 2 → 3 ----
+
+TEST(StoreMigration, Schema2StoresKeepTheirDataIndexAndHistory) {
+  const std::string path = TempDb("migrate");
+  ASSERT_TRUE(sqlite::MigrateForTest(path, 2).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v2 = R"sql(
+INSERT INTO resource (pk, type, id, version, last_updated, deleted, json, first_seq) VALUES
+  (1, 'Patient', 'p1', 2, 20, 0, '{"resourceType":"Patient","id":"p1","meta":{"versionId":"2"}}', 1),
+  (2, 'Observation', 'o1', 1, 30, 0, '{"resourceType":"Observation","id":"o1","meta":{"versionId":"1"}}', 3),
+  (3, 'Patient', 'p2', 2, 40, 1, NULL, 4);
+INSERT INTO resource_version (seq, type, id, version, last_updated, deleted, method, json) VALUES
+  (1, 'Patient', 'p1', 1, 10, 0, 'POST', '{"resourceType":"Patient","id":"p1","meta":{"versionId":"1"}}'),
+  (2, 'Patient', 'p1', 2, 20, 0, 'PUT', '{"resourceType":"Patient","id":"p1","meta":{"versionId":"2"}}'),
+  (3, 'Observation', 'o1', 1, 30, 0, 'POST', '{"resourceType":"Observation","id":"o1","meta":{"versionId":"1"}}'),
+  (4, 'Patient', 'p2', 1, 35, 0, 'POST', '{"resourceType":"Patient","id":"p2"}'),
+  (5, 'Patient', 'p2', 2, 40, 1, 'DELETE', NULL);
+INSERT INTO idx_token VALUES ('Patient.identifier', 'M1', 'http://rhip.health/id/mrn/1', 1);
+INSERT INTO idx_string VALUES ('Patient.name', 'zhang wei', 'Zhang Wei', 1);
+INSERT INTO idx_date VALUES ('Observation.date', 100, 200, 2);
+INSERT INTO idx_reference VALUES ('Observation.subject', 'p1', 'Patient', 2);
+INSERT INTO compartment VALUES ('p1', 1), ('p1', 2);
+)sql";
+  ASSERT_EQ(sqlite3_exec(db, v2, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  auto opened = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& s = **opened;
+  auto p1 = s.Read("Patient", "p1");
+  ASSERT_TRUE(p1.ok());
+  EXPECT_EQ(p1->version, 2);
+  auto v1 = s.ReadVersion("Patient", "p1", 1);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_NE(v1->json.find("\"versionId\":\"1\""), std::string::npos);
+  auto v2_read = s.ReadVersion("Patient", "p1", 2);
+  ASSERT_TRUE(v2_read.ok());
+  EXPECT_NE(v2_read->json.find("\"versionId\":\"2\""), std::string::npos);
+  EXPECT_EQ(s.Read("Patient", "p2").status().code(), StatusCode::kGone);
+  auto search = [&](SearchQuery q) {
+    auto page = s.Search(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> ids;
+    if (page.ok())
+      for (auto& r : page->resources) ids.push_back(r.id);
+    return ids;
+  };
+  EXPECT_EQ(search({.type = "Patient", .criteria = {Token("identifier", "M1")}}), std::vector<std::string>{"p1"});
+  Criterion subject{.param = "subject", .type = ParamType::kReference, .values = {{.target_type = "Patient", .target_id = "p1"}}};
+  EXPECT_EQ(search({.type = "Observation", .criteria = {subject, Date("date", Prefix::kGe, 150, 150)}}),
+            std::vector<std::string>{"o1"});
+  auto everything = s.Compartment("p1", {}, 10, 0);
+  ASSERT_TRUE(everything.ok());
+  EXPECT_EQ(everything->resources.size(), 2u);
+  auto h = s.History({.type = "Patient", .id = "p1"});
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->versions.size(), 2u);
+  // Re-indexing a migrated resource uses its migrated manifest: the old row goes.
+  PutRequest next = Patient("p1", 3, "M7", "li si");
+  ASSERT_TRUE(s.Write([&](WriteTransaction& tx) { return tx.Put(next); }).ok());
+  EXPECT_TRUE(search({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
+  Criterion old_name{.param = "name", .type = ParamType::kString, .values = {{.text = "zhang"}}};
+  EXPECT_TRUE(search({.type = "Patient", .criteria = {old_name}}).empty());
+  EXPECT_EQ(search({.type = "Patient", .criteria = {Token("identifier", "M7")}}), std::vector<std::string>{"p1"});
+  ASSERT_TRUE(s.Close().ok());
+}
+
+TEST_F(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
+  ASSERT_TRUE(store_->Write([](WriteTransaction& tx) -> Status {
+                      RETURN_IF_ERROR(tx.AppendPersonChange({.person_id = "P1", .person_version = 1, .at = 5, .action = "new",
+                                                             .actor = "rhip-empi", .reason = "r", .before = "[]", .after = "[1]"}));
+                      return tx.AppendPersonChange({.person_id = "P2", .person_version = 1, .at = 6, .action = "new",
+                                                    .actor = "rhip-empi", .reason = "r", .before = "[]", .after = "[2]"});
+                    }).ok());
+  auto p1 = store_->PersonChanges("P1", 10, 0);
+  ASSERT_TRUE(p1.ok());
+  ASSERT_EQ(p1->size(), 1u);
+  EXPECT_EQ((*p1)[0].after, "[1]");
+  EXPECT_EQ(store_->PersonChanges("", 10, 0)->size(), 2u);
+  EXPECT_EQ(store_->PersonChanges("", 10, 1)->size(), 1u);
+
+  int64_t id = 0;
+  ASSERT_TRUE(store_->Write([&](WriteTransaction& tx) -> Status {
+                      ASSIGN_OR_RETURN(id, tx.PutReview({.created = 1, .record_a = "a", .record_b = "b", .weight = 5.5,
+                                                         .detail = "{}", .status = "open"}));
+                      return Status::Ok();
+                    }).ok());
+  EXPECT_GT(id, 0);
+  EXPECT_EQ(*store_->CountReviews("open"), 1);
+  auto r = store_->ReadReview(id);
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->record_b, "b");
+  EXPECT_DOUBLE_EQ((*r)->weight, 5.5);
+  MatchReview decided = **r;
+  decided.status = "no-link";
+  decided.steward = "s1";
+  ASSERT_TRUE(store_->Write([&](WriteTransaction& tx) { return tx.PutReview(decided).status(); }).ok());
+  EXPECT_EQ(*store_->CountReviews("open"), 0);
+  EXPECT_EQ(*store_->CountReviews(""), 1);
+  ASSERT_EQ(store_->Reviews("no-link", 10, 0)->size(), 1u);
+  EXPECT_EQ((*store_->Reviews("no-link", 10, 0))[0].steward, "s1");
+  EXPECT_FALSE(store_->ReadReview(id + 100)->has_value());
+}
+
 }  // namespace
 }  // namespace rhip::store

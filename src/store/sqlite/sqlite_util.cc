@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_util.h"
 
+#include "store/sqlite/wal_vfs.h"
+
 namespace rhip::store::sqlite {
 
 void Stmt::Bind(int i, const SqlValue& v) {
@@ -43,7 +45,7 @@ StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   if (create) flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, CombiningWalVfs());
   if (rc != SQLITE_OK) {
     std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
     sqlite3_close_v2(raw);
@@ -64,6 +66,13 @@ Status Db::Exec(std::string_view sql) {
     return Internal("store: " + msg);
   }
   return Status::Ok();
+}
+
+Status Db::Run(const std::string& sql) {
+  ASSIGN_OR_RETURN(Stmt * s, Prepare(sql));
+  Status st = s->Run();
+  s->Reset();
+  return st;
 }
 
 StatusOr<Stmt*> Db::Prepare(const std::string& sql) {

@@ -72,6 +72,9 @@ class Db {
   static StatusOr<std::unique_ptr<Db>> Open(const std::string& path, bool create);
 
   Status Exec(std::string_view sql);
+  // Runs one statement from the cache (no parse after the first call): for the
+  // writer's BEGIN / SAVEPOINT / RELEASE / COMMIT on every group.
+  Status Run(const std::string& sql);
   // A cached statement, reset and ready to bind. Valid until the Db is destroyed.
   StatusOr<Stmt*> Prepare(const std::string& sql);
   sqlite3* raw() { return db_; }

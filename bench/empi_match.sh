@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Patient/$match through the HTTP server with a region's Patients indexed (issue 5:
+# p99 ≤ 5 ms with 1,000,000 records). Imports PATIENTS (FHIR Patient NDJSON, e.g.
+# from `rhip gen`) into a fresh data folder once, starts `rhip serve` (which links
+# every imported record to a Person at its first start: timed), then drives
+# POST Patient/$match with 2,000 queries drawn from the same file (a stored
+# record's name, sex, birth date and address; no identifier, no phone) with wrk
+# (2 threads, 8 connections), after a GET /healthz baseline in the same session.
+#
+#   rhip gen --residents 250000 --years 1 --seed 13 --out /tmp/m3     # 992,564 Patient records
+#   PATIENTS=/tmp/m3/fhir/Patient.ndjson bash bench/empi_match.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RHIP=${RHIP:-build/rhip}
+PATIENTS=${PATIENTS:?FHIR Patient NDJSON}
+WORK=${WORK:-/tmp/rhip-empi-match}
+PORT=${PORT:-18090}
+DURATION=${DURATION:-15}
+mkdir -p "$WORK"
+if [ ! -f "$WORK/data/.loaded" ]; then
+  /usr/bin/time -f "import: %e s wall, %M KB peak RSS" "$RHIP" import --data "$WORK/data" "$PATIENTS" | tail -2
+  touch "$WORK/data/.loaded"
+fi
+node -e '
+  const fs = require("fs");
+  const lines = fs.readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
+  let seed = 5; const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const bodies = [];
+  for (let i = 0; i < 2000; ++i) {
+    const p = JSON.parse(lines[Math.floor(rnd() * lines.length)]);
+    const q = { resourceType: "Patient", name: p.name, gender: p.gender, birthDate: p.birthDate, address: p.address };
+    bodies.push(JSON.stringify({ resourceType: "Parameters", parameter: [{ name: "resource", resource: q }, { name: "count", valueInteger: 10 }] }));
+  }
+  fs.writeFileSync(process.argv[2], "local bodies = " + JSON.stringify(bodies).replace(/^\[/, "{").replace(/\]$/, "}") +
+    "\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"POST\", \"/fhir/Patient/$match\", " +
+    "{[\"Content-Type\"] = \"application/fhir+json\"}, bodies[i % #bodies + 1])\nend\n");
+' "$PATIENTS" "$WORK/match.lua"
+cat bench/lua/report.lua >> "$WORK/match.lua"
+printf 'request = function() return wrk.format("GET", "/healthz") end\n' > "$WORK/healthz.lua"
+cat bench/lua/report.lua >> "$WORK/healthz.lua"
+START=$(date +%s.%N)
+"$RHIP" serve --data "$WORK/data" --port "$PORT" >"$WORK/serve.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+echo "serving after $(echo "$(date +%s.%N) - $START" | bc) s (index, Persons, linking what has no Person)"
+grep -o 'empi: .*' "$WORK/serve.log" | head -2
+grep VmHWM "/proc/$PID/status"
+for s in healthz match; do
+  echo "$s: $(wrk -t2 -c8 -d"${DURATION}s" --latency -s "$WORK/$s.lua" "http://127.0.0.1:$PORT" | grep '^RESULT')"
+done
