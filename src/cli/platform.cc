@@ -13,6 +13,7 @@
 #include "rhip/ingest/hl7_processor.h"
 #include "rhip/ingest/mllp_server.h"
 #include "rhip/mpi/empi_service.h"
+#include "rhip/security/gate.h"
 
 namespace rhip::cli {
 
@@ -26,6 +27,11 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--hl7-appliers", f.hl7_appliers,
                  "HL7 messages applied to the store at once, in the background (more: faster catch-up, slower ACKs)")
       ->check(CLI::Range(1, 64));
+  sub.add_option("--rate-limit", f.rate_limit, "requests per second per client (token subject), bursts of twice that; 0 = none")
+      ->check(CLI::Range(0.0, 1e7));
+  sub.add_option("--cors-origin", f.cors_origins, "a browser origin allowed to call the API cross-origin (repeatable; none by default)");
+  sub.add_flag("--insecure-dev", f.insecure_dev,
+               "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
 }
 
 int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store* store) {
@@ -34,13 +40,29 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   // reason about "the same resident" take empi.directory() (mpi::PersonDirectory).
   mpi::EmpiService empi(store);
   if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
-  auto on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v); };
+  // Security: token keys (DATA/keys), accounts (DATA/accounts.json), the facts of
+  // authorization (care relationships; who is whom from the EMPI) and the audit log.
+  auto gate = security::Gate::Open({.data_dir = f.data, .store = store, .persons = &empi.directory(),
+                                    .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit}});
+  if (!gate.ok()) return Fail(command, gate.status().ToString());
+  if (f.insecure_dev) {
+    std::fprintf(stderr,
+                 "\n*** WARNING: SECURITY IS OFF (--insecure-dev) ***\n"
+                 "*** no token is checked, every caller is treated as admin; never use this with real data ***\n\n");
+    log::Warn("security=off insecure_dev=true every caller is admin");
+  }
+  auto on_written = [&empi, g = gate->get()](const store::ResourceVersion& v) {
+    empi.OnWritten(v);
+    g->OnWritten(v);
+  };
   auto fhir_options = [&](fhir::FhirServiceOptions& fo) {
     fo.on_written = on_written;
     fo.expand_search = [&empi](store::SearchQuery& q) { return empi.ExpandSearch(q); };
     fo.managed_types = {{"Person", "the EMPI keeps them; use /api/mpi/link, unlink, merge, unmerge and review"}};
   };
-  // HL7 v2 over MLLP beside the HTTP API, on the same store.
+  // HL7 v2 over MLLP beside the HTTP API, on the same store. MLLP carries no
+  // tokens: the listener is trusted by its network placement (bind it to the
+  // institutions' network only); TLS on it comes later (docs/SECURITY.md).
   std::unique_ptr<fhir::FhirService> hl7_fhir;
   std::unique_ptr<ingest::Hl7Processor> hl7;
   std::unique_ptr<ingest::MllpServer> mllp;
@@ -91,6 +113,9 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
                                              std::to_string(s.processed) + ",\"failed\":" + std::to_string(s.failed) + "}");
                               }});
   }
+  o.gate = gate->get();
+  o.insecure_dev = f.insecure_dev;
+  o.cors_origins = f.cors_origins;
   o.server.bind = f.bind;
   o.server.port = f.port;
   o.server.threads = f.threads;
@@ -98,6 +123,10 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   Status st = http::Serve(o, *store, [&](int port) {
     std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
     std::printf("  try: curl http://%s:%d/fhir/metadata\n", f.bind.c_str(), port);
+    if (!f.insecure_dev)
+      std::printf("  API calls need a token: rhip token --data %s --role admin | tail -1\n", f.data.c_str());
+    else
+      std::printf("  SECURITY IS OFF (--insecure-dev): every caller is admin\n");
     std::fflush(stdout);
   });
   if (mllp) mllp->Stop();  // ACKs in hand go out before the store closes

@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 #include "rhip/store/store.h"
 
@@ -25,6 +26,9 @@ struct PlatformFlags {
   std::string static_dir;
   int mllp_port = -1;  // -1: no HL7 v2 listener
   int hl7_appliers = 2;
+  bool insecure_dev = false;  // no tokens, every caller is admin (development only)
+  double rate_limit = 1000;   // requests/s per client; 0 = none
+  std::vector<std::string> cors_origins;
 };
 
 // Adds the serving flags (everything but --data) to a sub-command.

@@ -219,10 +219,13 @@ std::string NormalizeSearchString(std::string_view text) {
   return out;
 }
 
-store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type) {
+namespace {
+
+store::IndexRows Extract(const JsonValue& resource, std::string_view type, const std::vector<std::string>* only) {
   store::IndexRows rows;
   const CompiledType& ct = ForType(type);
   for (const CompiledParam& p : ct.params) {
+    if (only && std::find(only->begin(), only->end(), p.def->code) == only->end()) continue;
     std::vector<PathNode> nodes = p.path.Evaluate(resource, type);
     const std::string& code = p.def->code;
     for (const PathNode& n : nodes) {
@@ -265,6 +268,22 @@ store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type) 
       rows.compartment_patients.push_back(r.target_id);
   }
   return rows;
+}
+
+}  // namespace
+
+store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type) {
+  return Extract(resource, type, nullptr);
+}
+
+store::IndexRows ExtractIndexOf(const JsonValue& resource, std::string_view type,
+                                const std::vector<std::string>& params) {
+  return Extract(resource, type, &params);
+}
+
+std::vector<std::string> PatientCompartmentOf(const JsonValue& resource, std::string_view type) {
+  const CompiledType& ct = ForType(type);
+  return Extract(resource, type, &ct.compartment).compartment_patients;
 }
 
 }  // namespace rhip::fhir

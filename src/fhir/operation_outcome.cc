@@ -1,5 +1,7 @@
 #include "rhip/fhir/operation_outcome.h"
 
+#include "rhip/core/log.h"
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -67,8 +69,11 @@ std::string OperationOutcomeJson(const std::vector<Issue>& issues) {
     w.Key("code");
     w.String(i.code.c_str());
     if (!i.diagnostics.empty()) {
+      // Errors echo request data ("conditional reference 'Patient?identifier=…|3304…' matches no
+      // resource"): ID numbers and phones are masked here as in the logs (issue 6).
+      const std::string masked = MaskIdentifiers(i.diagnostics);
       w.Key("diagnostics");
-      w.String(i.diagnostics.c_str(), static_cast<rapidjson::SizeType>(i.diagnostics.size()));
+      w.String(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()));
     }
     if (!i.expression.empty()) {
       w.Key("expression");

@@ -146,8 +146,12 @@ class Service : public FhirService {
     std::vector<std::string> seg = SplitPath(req.path);
     for (const auto& s : seg) {
       if (s.empty() || s[0] != '$') continue;
-      for (const auto& [name, handler] : options_.operations)
-        if (s == name) return handler(req);
+      for (const auto& [name, handler] : options_.operations) {
+        if (s != name) continue;
+        if (req.access)
+          if (Status st = req.access->OnOperation(name, req); !st.ok()) return ErrorResponse(st);
+        return handler(req);
+      }
     }
     const std::string& m = req.method;
     const bool get = m == "GET" || m == "HEAD";
@@ -200,7 +204,7 @@ class Service : public FhirService {
       return ErrorResponse(InvalidArgument("'" + second + "' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)"));
     }
     if (seg.size() == 2) {
-      if (get) return Read(type, second);
+      if (get) return Read(req, type, second);
       if (m == "PUT") return Update(req, type, second);
       if (m == "DELETE") return Delete(req, type, second);
       return MethodNotAllowed(req);
@@ -215,7 +219,7 @@ class Service : public FhirService {
     }
     if (seg.size() == 4 && seg[2] == "_history") {
       if (!get) return MethodNotAllowed(req);
-      return VRead(type, second, seg[3]);
+      return VRead(req, type, second, seg[3]);
     }
     return ErrorResponse(NotFound("no FHIR interaction at '" + req.path + "'"));
   }
@@ -279,9 +283,28 @@ class Service : public FhirService {
     return r;
   }
 
-  RestResponse Read(const std::string& type, const std::string& id) {
+  // Asks the request's access control whether `v` may leave (and in which form).
+  static Status Disclose(const RestRequest& req, ResourceVersion& v) {
+    return req.access ? req.access->OnDisclose(v) : Status::Ok();
+  }
+  // Removes what may not leave, keeping the order of the rest.
+  static void DiscloseAll(const RestRequest& req, std::vector<ResourceVersion>& list) {
+    if (!req.access) return;
+    std::vector<ResourceVersion> kept;
+    kept.reserve(list.size());
+    for (auto& v : list)
+      if (req.access->OnDisclose(v).ok()) kept.push_back(std::move(v));
+    list = std::move(kept);
+  }
+  static Status MayWrite(const RestRequest& req, const std::string& type, const std::string& id,
+                         const store::IndexRows* index) {
+    return req.access ? req.access->OnWrite(type, id, index) : Status::Ok();
+  }
+
+  RestResponse Read(const RestRequest& req, const std::string& type, const std::string& id) {
     auto v = store_->Read(type, id);
     if (!v.ok()) return ErrorResponse(v.status());
+    if (Status st = Disclose(req, *v); !st.ok()) return ErrorResponse(st);
     RestResponse r;
     r.body = std::move(v->json);
     r.headers.emplace_back("ETag", "W/\"" + std::to_string(v->version) + "\"");
@@ -289,13 +312,14 @@ class Service : public FhirService {
     return r;
   }
 
-  RestResponse VRead(const std::string& type, const std::string& id, const std::string& vid) {
+  RestResponse VRead(const RestRequest& req, const std::string& type, const std::string& id, const std::string& vid) {
     int64_t version = ParseETag(vid);
     if (version <= 0) return ErrorResponse(NotFound("version '" + vid + "' of " + type + "/" + id + " does not exist"));
     auto v = store_->ReadVersion(type, id, version);
     if (!v.ok()) return ErrorResponse(v.status());
     if (v->deleted)
       return ErrorResponse(Status(StatusCode::kGone, type + "/" + id + " version " + vid + " is a deletion"));
+    if (Status st = Disclose(req, *v); !st.ok()) return ErrorResponse(st);
     RestResponse r;
     r.body = std::move(v->json);
     r.headers.emplace_back("ETag", "W/\"" + std::to_string(v->version) + "\"");
@@ -319,6 +343,7 @@ class Service : public FhirService {
     if (!doc.ok()) return issues.empty() ? ErrorResponse(doc.status()) : IssuesResponse(400, issues);
     const Micros now = NowMicros();
     Prepared p = Prepare(std::move(*doc), type, NewId(), 1, now);
+    if (Status st = MayWrite(req, type, p.id, &p.index); !st.ok()) return ErrorResponse(st);
     std::string if_none_exist(req.Header("if-none-exist"));
     if (if_none_exist.find('?') != std::string::npos) if_none_exist = if_none_exist.substr(if_none_exist.find('?') + 1);
     WriteOutcome out;
@@ -343,6 +368,9 @@ class Service : public FhirService {
       return Status::Ok();
     });
     if (!st.ok()) return ErrorResponse(st);
+    // A conditional create that matched shows the existing resource: only if the caller may see it.
+    if (!out.wrote)
+      if (Status d = Disclose(req, out.stored); !d.ok()) return ErrorResponse(d);
     return WriteResponse(req, out);
   }
 
@@ -359,7 +387,9 @@ class Service : public FhirService {
                                            type + ".id"));
     int64_t if_match = ParseETag(req.Header("if-match"));
     if (if_match < 0) return ErrorResponse(InvalidArgument("If-Match must look like W/\"3\""));
-    return DoUpdate(req, Prepare(std::move(*doc), type, id, 1, NowMicros()), if_match);
+    Prepared prepared = Prepare(std::move(*doc), type, id, 1, NowMicros());
+    if (Status st = MayWrite(req, type, id, &prepared.index); !st.ok()) return ErrorResponse(st);
+    return DoUpdate(req, std::move(prepared), if_match);
   }
 
   RestResponse DoUpdate(const RestRequest& req, Prepared p, int64_t if_match) {
@@ -411,6 +441,7 @@ class Service : public FhirService {
       Json copy;
       copy.CopyFrom(body, copy.GetAllocator());
       Prepared p = Prepare(std::move(copy), type, id, 1, now);
+      RETURN_IF_ERROR(MayWrite(req, type, id, &p.index));
       ASSIGN_OR_RETURN(out, UpdateInTx(tx, p, 0));
       return Status::Ok();
     });
@@ -421,6 +452,7 @@ class Service : public FhirService {
   RestResponse Delete(const RestRequest& req, const std::string& type, const std::string& id) {
     int64_t if_match = ParseETag(req.Header("if-match"));
     if (if_match < 0) return ErrorResponse(InvalidArgument("If-Match must look like W/\"3\""));
+    if (Status st = MayWrite(req, type, id, nullptr); !st.ok()) return ErrorResponse(st);
     const Micros now = NowMicros();
     Status st = store_->Write([&](WriteTransaction& tx) -> Status {
       ASSIGN_OR_RETURN(auto cur, tx.Current(type, id));
@@ -550,8 +582,9 @@ class Service : public FhirService {
   }
 
   // Resources referenced by `from` through the include specs (deduplicated against `seen`).
-  void CollectIncludes(const std::vector<ResourceVersion>& from, const std::vector<IncludeSpec>& specs,
-                       bool iterate_pass, std::set<std::string>* seen, std::vector<ResourceVersion>* out) {
+  void CollectIncludes(const RestRequest& req, const std::vector<ResourceVersion>& from,
+                       const std::vector<IncludeSpec>& specs, bool iterate_pass, std::set<std::string>* seen,
+                       std::vector<ResourceVersion>* out) {
     for (const ResourceVersion& r : from) {
       std::vector<const IncludeSpec*> mine;
       for (const auto& s : specs)
@@ -570,13 +603,14 @@ class Service : public FhirService {
         std::string key = ref.target_type + "/" + ref.target_id;
         if (!seen->insert(key).second) continue;
         auto target = store_->Read(ref.target_type, ref.target_id);
-        if (target.ok()) out->push_back(std::move(*target));
+        if (target.ok() && Disclose(req, *target).ok()) out->push_back(std::move(*target));
       }
     }
   }
 
-  void CollectRevIncludes(const std::vector<ResourceVersion>& from, const std::vector<IncludeSpec>& specs,
-                          std::set<std::string>* seen, std::vector<ResourceVersion>* out) {
+  void CollectRevIncludes(const RestRequest& req, const std::vector<ResourceVersion>& from,
+                          const std::vector<IncludeSpec>& specs, std::set<std::string>* seen,
+                          std::vector<ResourceVersion>* out) {
     for (const IncludeSpec& s : specs) {
       store::SearchQuery q;
       q.type = s.source_type;
@@ -593,8 +627,10 @@ class Service : public FhirService {
       }
       if (c.values.empty() || s.param == "*") continue;
       q.criteria.push_back(std::move(c));
+      if (req.access && !req.access->OnSearch(q).ok()) continue;  // a type the caller may not search
       auto page = store_->Search(q);
       if (!page.ok()) continue;
+      DiscloseAll(req, page->resources);
       for (auto& r : page->resources)
         if (seen->insert(r.type + "/" + r.id).second) out->push_back(std::move(r));
     }
@@ -606,20 +642,26 @@ class Service : public FhirService {
                                                                                                   : Handling::kLenient;
     auto parsed = ParseSearch(type, params, handling, options_.default_page_size, options_.max_page_size);
     if (!parsed.ok()) return ErrorResponse(parsed.status());
+    // Widen first (the EMPI: a person-level identifier finds the person's records at
+    // every institution), then narrow to what the caller may see: authorization has
+    // the last word on the query.
     if (options_.expand_search) {
       if (Status st = options_.expand_search(parsed->query); !st.ok()) return ErrorResponse(st);
     }
+    if (req.access)
+      if (Status st = req.access->OnSearch(parsed->query); !st.ok()) return ErrorResponse(st);
     auto page = store_->Search(parsed->query);
     if (!page.ok()) return ErrorResponse(page.status());
+    DiscloseAll(req, page->resources);
 
     std::set<std::string> seen;
     for (const auto& r : page->resources) seen.insert(r.type + "/" + r.id);
     std::vector<ResourceVersion> included;
-    CollectIncludes(page->resources, parsed->includes, false, &seen, &included);
-    CollectRevIncludes(page->resources, parsed->revincludes, &seen, &included);
+    CollectIncludes(req, page->resources, parsed->includes, false, &seen, &included);
+    CollectRevIncludes(req, page->resources, parsed->revincludes, &seen, &included);
     if (!included.empty()) {
       std::vector<ResourceVersion> more;
-      CollectIncludes(included, parsed->includes, true, &seen, &more);
+      CollectIncludes(req, included, parsed->includes, true, &seen, &more);
       for (auto& r : more) included.push_back(std::move(r));
     }
 
@@ -714,8 +756,17 @@ class Service : public FhirService {
       auto cur = store_->ReadVersion(type, id, 1);
       if (!cur.ok()) return ErrorResponse(NotFound("resource " + type + "/" + id + " is not known"));
     }
+    if (req.access)
+      if (Status st = req.access->OnHistory(type, id); !st.ok()) return ErrorResponse(st);
     auto page = store_->History(q);
     if (!page.ok()) return ErrorResponse(page.status());
+    if (req.access) {
+      // Each version on its own: a resource may have belonged to someone else before.
+      std::vector<ResourceVersion> kept;
+      for (auto& v : page->versions)
+        if (v.deleted || req.access->OnDisclose(v).ok()) kept.push_back(std::move(v));
+      page->versions = std::move(kept);
+    }
     BundleWriter b("history");
     if (page->total) b.Total(*page->total);
     std::string path = type.empty() ? "_history" : id.empty() ? type + "/_history" : type + "/" + id + "/_history";
@@ -749,6 +800,8 @@ class Service : public FhirService {
   RestResponse Everything(const RestRequest& req, const std::string& id) {
     auto patient = store_->Read("Patient", id);
     if (!patient.ok()) return ErrorResponse(patient.status());
+    if (req.access)
+      if (Status st = req.access->OnEverything(id); !st.ok()) return ErrorResponse(st);
     int count = options_.default_page_size * 5;
     int64_t offset = 0;
     std::vector<std::string> types;
@@ -774,6 +827,7 @@ class Service : public FhirService {
     }
     auto page = store_->Compartment(id, types, count, offset);
     if (!page.ok()) return ErrorResponse(page.status());
+    DiscloseAll(req, page->resources);
     BundleWriter b("searchset");
     if (page->total) b.Total(*page->total);
     ParsedSearch s;
@@ -860,6 +914,7 @@ RestResponse Service::Batch(const RestRequest& req, Json& bundle) {
     for (auto& e : entries->GetArray()) {
       RestRequest sub;
       sub.base_url = req.base_url;
+      sub.access = req.access;
       const JsonValue* request = Member(e, "request");
       RestResponse resp;
       if (!request) {
@@ -1040,6 +1095,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
         if (!cur.ok()) return fail(cur.status());
         if (!*cur) return fail(NotFound("resource " + e->type + "/" + e->id + " is not known"));
         if (e->if_match > 0 && (*cur)->version != e->if_match) return fail(FailedPrecondition("ifMatch does not match"));
+        if (Status w = MayWrite(req, e->type, e->id, nullptr); !w.ok()) return fail(w);
         if (!(*cur)->deleted) {
           Status d = tx.Delete({e->type, e->id, (*cur)->version + 1, now});
           if (!d.ok()) return fail(d);
@@ -1050,6 +1106,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       if (e->method == "GET") {
         auto r = tx.Read(e->type, e->id);
         if (!r.ok()) return fail(r.status());
+        if (Status d = Disclose(req, *r); !d.ok()) return fail(d);
         e->stored = std::move(*r);
         e->status = 200;
         e->has_body = true;
@@ -1058,6 +1115,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       if (e->method == "POST" && e->status == 200) {  // conditional create matched
         auto r = tx.Read(e->type, e->id);
         if (!r.ok()) return fail(r.status());
+        if (Status d = Disclose(req, *r); !d.ok()) return fail(d);
         e->stored = std::move(*r);
         e->has_body = true;
         continue;
@@ -1066,6 +1124,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       Json copy;
       copy.CopyFrom(*e->resource, copy.GetAllocator());
       Prepared p = Prepare(std::move(copy), e->type, e->id, 1, now);
+      if (Status w = MayWrite(req, e->type, e->id, &p.index); !w.ok()) return fail(w);
       auto out = UpdateInTx(tx, p, e->method == "PUT" ? e->if_match : 0);
       if (!out.ok()) return fail(out.status());
       if (e->method == "POST" && out->stored.version != 1)

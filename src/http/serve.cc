@@ -5,6 +5,13 @@
 #include <memory>
 #include <sstream>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+
+#include "rhip/core/time.h"
 #include "rhip/core/url.h"
 #include "rhip/fhir/rest.h"
 
@@ -53,20 +60,337 @@ HttpResponse StaticFile(const std::string& root, const HttpRequest& req) {
   return r;
 }
 
+
+// The caller of a guarded route, as the gate established it, and the guard
+// that decides (and remembers, for the audit log) what the request may touch.
+struct Caller {
+  security::Principal principal;
+  std::unique_ptr<security::Guard> guard;  // nullptr without a gate
+};
+using GuardedHandler = std::function<HttpResponse(const HttpRequest&, Caller&)>;
+
+security::Principal InsecureDevPrincipal() {
+  security::Principal p;
+  p.subject = "insecure-dev";
+  p.role = security::Role::kAdmin;
+  p.scopes = security::DefaultScopes(security::Role::kAdmin, true);
+  return p;
+}
+
+HttpResponse Unauthenticated(const Status& st) {
+  HttpResponse r = HttpResponse::Error(401, "login", st.message());
+  std::string why;
+  for (char c : st.message())
+    if (c != '"' && c != '\\') why += c;
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"rhip\", error=\"invalid_token\", error_description=\"" + why + "\"");
+  return r;
+}
+
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// The FHIR restful-interaction code and AuditEvent action of a request.
+std::pair<std::string, std::string> AuditSubtype(const HttpRequest& req) {
+  if (req.path.rfind("/fhir", 0) != 0) return {"api", req.method == "GET" ? "R" : "E"};
+  auto seg = Segments(std::string_view(req.path).substr(5));
+  for (auto s : seg)
+    if (!s.empty() && s[0] == '$') return {"operation", "E"};
+  const std::string& m = req.method;
+  if (m == "GET" || m == "HEAD") {
+    if (seg.empty()) return {"search-system", "R"};
+    if (seg[0] == "_history") return {"history-system", "R"};
+    if (seg.size() == 1) return {"search-type", "R"};
+    if (seg.size() == 2) return {seg[1] == "_history" ? "history-type" : "read", "R"};
+    if (seg.size() == 3) return {"history-instance", "R"};
+    return {"vread", "R"};
+  }
+  if (m == "POST") {
+    if (seg.empty())
+      return {req.body.find("\"transaction\"") != std::string::npos ? "transaction" : "batch", "E"};
+    if (seg.size() == 2 && seg[1] == "_search") return {"search-type", "R"};
+    return {"create", "C"};
+  }
+  if (m == "PUT") return {"update", "U"};
+  if (m == "DELETE") return {"delete", "D"};
+  if (m == "PATCH") return {"patch", "U"};
+  return {"unknown", "E"};
+}
+
+// The OperationOutcome's first diagnostics, for the audit record of a failure.
+std::string Diagnostics(const std::string& body) {
+  const size_t at = body.find("\"diagnostics\":\"");
+  if (at == std::string::npos) return {};
+  const size_t from = at + 15;
+  size_t to = from;
+  while (to < body.size() && body[to] != '"') to += body[to] == '\\' ? 2 : 1;
+  return body.substr(from, std::min<size_t>(to - from, 400));
+}
+
+// One AuditEvent per guarded request: who, which patients, what, why, outcome.
+void Audit(security::Gate* gate, const HttpRequest& req, const Caller* caller, const HttpResponse& resp) {
+  if (!gate || !gate->audit()) return;
+  security::AuditEntry e;
+  auto [subtype, action] = AuditSubtype(req);
+  e.subtype = std::move(subtype);
+  e.action = std::move(action);
+  e.http_status = resp.status;
+  e.outcome = resp.status < 400 ? 0 : resp.status < 500 ? 4 : 8;
+  e.remote = req.remote;
+  e.what = req.method + " " + req.path + (req.query.empty() ? "" : "?" + req.query);
+  if (caller) {
+    e.who = caller->principal.subject;
+    e.role = std::string(security::RoleName(caller->principal.role));
+    e.org = caller->principal.org;
+    e.person = caller->principal.person;
+    e.token_id = caller->principal.token_id;
+  } else {
+    e.who = "anonymous";
+  }
+  if (resp.status >= 400) e.outcome_desc = Diagnostics(resp.body);
+  if (caller && caller->guard) {
+    const security::AccessRecord& rec = caller->guard->Record();
+    e.patients.assign(rec.patients.begin(), rec.patients.end());
+    if (rec.break_glass) e.break_glass_reason = caller->guard->break_glass_reason();
+    if (resp.status < 400 && rec.withheld > 0)
+      e.outcome_desc = std::to_string(rec.withheld) + " resource(s) withheld: " + rec.denials.front();
+    if (rec.redacted && e.outcome_desc.empty()) e.outcome_desc = "de-identified";
+  }
+  gate->audit()->Record(std::move(e));
+}
+
+// The one place every protected request passes through: who is calling, before
+// the handler runs, and the audit record after it.
+Handler Guarded(const ServeOptions& o, GuardedHandler handler) {
+  return [gate = o.gate, insecure = o.insecure_dev, handler = std::move(handler)](const HttpRequest& req) {
+    Caller caller;
+    if (insecure) {
+      caller.principal = InsecureDevPrincipal();
+    } else if (!gate) {
+      return HttpResponse::Error(503, "security", "security is not configured (no gate); start with --insecure-dev for development");
+    } else {
+      auto who = gate->Authenticate(req.Header("authorization"));
+      // Per-client rate limit: the token's subject, or the address of a caller without one.
+      if (!gate->limiter().Allow(who.ok() ? who->subject : "remote:" + req.remote, NowMicros())) {
+        HttpResponse slow = HttpResponse::Error(429, "throttled", "too many requests from this client: slow down");
+        slow.headers.emplace_back("Retry-After", "1");
+        Audit(gate, req, nullptr, slow);
+        return slow;
+      }
+      if (!who.ok()) {
+        HttpResponse refused = Unauthenticated(who.status());
+        Audit(gate, req, nullptr, refused);
+        return refused;
+      }
+      caller.principal = std::move(*who);
+    }
+    if (gate) caller.guard = gate->NewGuard(caller.principal, std::string(req.Header("x-break-glass-reason")));
+    HttpResponse resp = handler(req, caller);
+    Audit(gate, req, &caller, resp);
+    return resp;
+  };
+}
+
+Handler Unguarded(Handler h) { return h; }
+
+// Strict CORS: only the configured origins get Access-Control-Allow-Origin.
+Handler Cors(const ServeOptions& o, Handler h) {
+  if (o.cors_origins.empty()) return h;
+  return [origins = o.cors_origins, h = std::move(h)](const HttpRequest& req) {
+    HttpResponse r = h(req);
+    const std::string origin(req.Header("origin"));
+    if (!origin.empty() && std::find(origins.begin(), origins.end(), origin) != origins.end()) {
+      r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+      r.headers.emplace_back("Access-Control-Expose-Headers", "Location, ETag, Content-Location, Last-Modified");
+      r.headers.emplace_back("Vary", "Origin");
+    }
+    return r;
+  };
+}
+
+HttpResponse Preflight(const std::vector<std::string>& origins, const HttpRequest& req) {
+  const std::string origin(req.Header("origin"));
+  if (origin.empty() || std::find(origins.begin(), origins.end(), origin) == origins.end())
+    return HttpResponse::Error(403, "forbidden", "cross-origin requests from '" + origin + "' are not allowed");
+  HttpResponse r;
+  r.status = 204;
+  r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
+  r.headers.emplace_back("Access-Control-Allow-Headers",
+                         "Authorization, Content-Type, Prefer, If-Match, If-None-Exist, X-Break-Glass-Reason");
+  r.headers.emplace_back("Access-Control-Max-Age", "600");
+  r.headers.emplace_back("Vary", "Origin");
+  return r;
+}
+
+// Marks every response while security is off.
+Handler Marked(const ServeOptions& o, Handler h) {
+  if (!o.insecure_dev) return h;
+  return [h = std::move(h)](const HttpRequest& req) {
+    HttpResponse r = h(req);
+    r.headers.emplace_back(kInsecureHeader, "security is OFF (rhip serve --insecure-dev): no tokens, every caller is admin");
+    return r;
+  };
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out;
+}
+
+// POST /auth/token (RFC 6749 §4.3 password, §4.4 client credentials).
+HttpResponse TokenEndpoint(security::Gate* gate, const HttpRequest& req) {
+  auto oauth_error = [](int status, std::string_view code, std::string_view why) {
+    HttpResponse r = HttpResponse::Json(status, "{\"error\":\"" + std::string(code) + "\",\"error_description\":\"" +
+                                                    JsonEscape(why) + "\"}");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"rhip\"");
+    return r;
+  };
+  if (!gate) return oauth_error(503, "temporarily_unavailable", "security is off (--insecure-dev): no tokens are issued");
+  if (req.Header("content-type").rfind("application/x-www-form-urlencoded", 0) != 0)
+    return oauth_error(400, "invalid_request", "send the grant as application/x-www-form-urlencoded");
+  if (!gate->login_limiter().Allow("login:" + req.remote, NowMicros())) {
+    HttpResponse r = oauth_error(429, "slow_down", "too many token requests from this address");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  security::GrantError error = security::GrantError::kInvalidRequest;
+  const auto form = ParseQueryString(req.body);
+  auto grant = gate->Grant(form, req.Header("authorization"), &error);
+  if (gate->audit()) {
+    security::AuditEntry e;
+    e.type = "login";
+    e.subtype = "login";
+    e.action = "E";
+    e.remote = req.remote;
+    e.what = "POST /auth/token";
+    e.http_status = grant.ok() ? 200 : error == security::GrantError::kInvalidClient ? 401 : 400;
+    e.outcome = grant.ok() ? 0 : 4;
+    if (grant.ok()) {
+      e.who = grant->principal.subject;
+      e.role = std::string(security::RoleName(grant->principal.role));
+      e.org = grant->principal.org;
+      e.person = grant->principal.person;
+    } else {
+      for (const auto& [k, v] : form)
+        if (k == "username" || k == "client_id") e.who = v;
+      e.outcome_desc = grant.status().message();
+    }
+    gate->audit()->Record(std::move(e));
+  }
+  if (!grant.ok()) {
+    switch (error) {
+      case security::GrantError::kInvalidClient: return oauth_error(401, "invalid_client", grant.status().message());
+      case security::GrantError::kInvalidGrant: return oauth_error(400, "invalid_grant", grant.status().message());
+      case security::GrantError::kUnsupportedGrantType:
+        return oauth_error(400, "unsupported_grant_type", grant.status().message());
+      case security::GrantError::kInvalidRequest: return oauth_error(400, "invalid_request", grant.status().message());
+    }
+  }
+  std::string scope;
+  for (const auto& s : grant->principal.scopes) scope += (scope.empty() ? "" : " ") + s;
+  HttpResponse r = HttpResponse::Json(200, "{\"access_token\":\"" + grant->access_token +
+                                               "\",\"token_type\":\"Bearer\",\"expires_in\":" +
+                                               std::to_string(grant->expires_in) + ",\"scope\":\"" + JsonEscape(scope) + "\"}");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+HttpResponse AccessLog(security::Gate* gate, const HttpRequest& req, const Caller& c) {
+  if (!gate || !gate->audit()) return HttpResponse::Error(503, "transient", "the audit log is not available");
+  security::Decision d = gate->AuthorizeApi(c.principal, req.path);
+  if (d.effect == security::Effect::kDeny)
+    return HttpResponse::Error(403, "forbidden", "access denied for " + std::string(security::RoleName(c.principal.role)) + ": " + d.reason);
+  std::vector<std::string> patients;
+  if (gate->persons()) patients = gate->persons()->PatientsOf(c.principal.person);
+  if (Status st = gate->audit()->Flush(); !st.ok()) return HttpResponse::Error(503, "transient", st.message());
+  auto events = gate->audit()->ForPatients(patients, 200);
+  if (!events.ok()) return HttpResponse::Error(500, "exception", events.status().message());
+  // A summary per access, without the other patients an event may name.
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key("person");
+  w.String(c.principal.person.c_str());
+  w.Key("entries");
+  w.StartArray();
+  for (const std::string& json : *events) {
+    rapidjson::Document ev;
+    ev.Parse(json.data(), json.size());
+    if (ev.HasParseError() || !ev.IsObject()) continue;
+    auto str = [](const rapidjson::Value& o, const char* k) -> std::string {
+      return o.IsObject() && o.HasMember(k) && o[k].IsString() ? o[k].GetString() : "";
+    };
+    w.StartObject();
+    w.Key("recorded");
+    w.String(str(ev, "recorded").c_str());
+    if (ev.HasMember("subtype") && ev["subtype"].IsArray() && !ev["subtype"].Empty()) {
+      w.Key("interaction");
+      w.String(str(ev["subtype"][0], "code").c_str());
+    }
+    w.Key("outcome");
+    w.String(str(ev, "outcome") == "0" ? "allowed" : "refused");
+    if (ev.HasMember("agent") && ev["agent"].IsArray()) {
+      for (const auto& a : ev["agent"].GetArray()) {
+        const std::string type = a.HasMember("type") ? str(a["type"], "text") : "";
+        const rapidjson::Value* who = a.HasMember("who") ? &a["who"] : nullptr;
+        if (!who) continue;
+        if (type == "institution") {
+          w.Key("institution");
+          w.String(who->HasMember("identifier") ? str((*who)["identifier"], "value").c_str() : "");
+        } else {
+          w.Key("who");
+          w.String(str(*who, "display").c_str());
+          w.Key("role");
+          w.String(type.c_str());
+        }
+      }
+    }
+    if (ev.HasMember("purposeOfEvent") && ev["purposeOfEvent"].IsArray() && !ev["purposeOfEvent"].Empty()) {
+      w.Key("breakGlassReason");
+      w.String(str(ev["purposeOfEvent"][0], "text").c_str());
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, std::string(b.GetString(), b.GetSize()));
+}
+
 }  // namespace
 
 Router PlatformRouter(const ServeOptions& options, store::Store& store) {
   // shared_ptr: the service is owned jointly by the route handlers (copies of the lambda).
   std::shared_ptr<fhir::FhirService> fhir = fhir::NewFhirService(&store, options.fhir);
   Router router;
-  router.Add("GET", "/healthz", [&store](const HttpRequest&) {
+  auto add = [&](std::string method, std::string prefix, Handler h) {
+    router.Add(std::move(method), std::move(prefix), Marked(options, Cors(options, std::move(h))));
+  };
+  // CORS preflights (no credentials): before the other routes, so they win the prefix ties.
+  for (const char* prefix : {"/fhir", "/api", "/auth"})
+    add("OPTIONS", prefix, [origins = options.cors_origins](const HttpRequest& req) { return Preflight(origins, req); });
+  add("GET", "/healthz", Unguarded([&store](const HttpRequest&) {
     // A primary-key look-up: proves the store answers without costing a scan.
     auto probe = store.Read("Patient", "healthz-probe");
     if (!probe.ok() && probe.status().code() != StatusCode::kNotFound && probe.status().code() != StatusCode::kGone)
       return HttpResponse::Error(503, "transient", probe.status().message());
     return HttpResponse::Json(200, R"({"status":"ok"})");
-  });
-  router.Add("", "/fhir", [fhir](const HttpRequest& req) {
+  }));
+  auto fhir_handler = [fhir](const HttpRequest& req, const Caller* caller) {
     fhir::RestRequest r;
     r.method = req.method == "HEAD" ? "GET" : req.method;
     r.path = PercentDecode(req.path.size() > 5 ? std::string_view(req.path).substr(6) : std::string_view());
@@ -74,18 +398,40 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
     r.headers = req.headers;
     r.body = req.body;
     r.base_url = "http://" + (req.host.empty() ? std::string("localhost") : req.host) + "/fhir";
+    // Every decision FhirService takes for this request goes through the caller's guard.
+    security::Guard* guard = caller ? caller->guard.get() : nullptr;
+    r.access = guard;
     fhir::RestResponse out = fhir->Handle(r);
     HttpResponse h;
     h.status = out.status;
     h.content_type = out.content_type;
     h.headers = std::move(out.headers);
     h.body = std::move(out.body);
+    if (guard && guard->Record().break_glass)
+      h.headers.emplace_back("X-Rhip-Break-Glass", "access recorded and flagged for review");
     return h;
-  });
-  for (const auto& r : options.extra_routes) router.Add(r.method, r.prefix, r.handler);
+  };
+  add("", "/fhir", Guarded(options, [fhir_handler](const HttpRequest& req, Caller& c) { return fhir_handler(req, &c); }));
+  // The CapabilityStatement is public (SMART clients read it before they have a token).
+  add("GET", "/fhir/metadata", Unguarded([fhir_handler](const HttpRequest& req) { return fhir_handler(req, nullptr); }));
+  add("POST", "/auth/token", Unguarded([gate = options.gate](const HttpRequest& req) { return TokenEndpoint(gate, req); }));
+  for (const auto& r : options.extra_routes)
+    add(r.method, r.prefix,
+        Guarded(options, [h = r.handler, gate = options.gate](const HttpRequest& req, Caller& c) {
+          if (gate) {
+            security::Decision d = gate->AuthorizeApi(c.principal, req.path);
+            if (d.effect == security::Effect::kDeny)
+              return HttpResponse::Error(403, "forbidden", "access denied for " + std::string(security::RoleName(c.principal.role)) +
+                                                               " " + c.principal.subject + ": " + d.reason);
+          }
+          return h(req);
+        }));
+  // A resident's own access log: who read their records, when, why.
+  add("GET", "/api/me/access-log",
+      Guarded(options, [gate = options.gate](const HttpRequest& req, Caller& c) { return AccessLog(gate, req, c); }));
   if (!options.static_dir.empty()) {
     std::string root = options.static_dir;
-    router.Add("GET", "/", [root](const HttpRequest& req) { return StaticFile(root, req); });
+    add("GET", "/", Unguarded([root](const HttpRequest& req) { return StaticFile(root, req); }));
   }
   return router;
 }

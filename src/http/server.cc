@@ -40,7 +40,7 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
 
 HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message) {
   std::string esc;
-  for (char c : message) {
+  for (char c : MaskIdentifiers(message)) {
     if (c == '"' || c == '\\') esc += '\\';
     if (static_cast<unsigned char>(c) < 0x20) continue;
     esc += c;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "rhip/http/serve.h"
+#include "rhip/security/gate.h"
 #include "rhip/store/store.h"
 
 namespace rhip::http {
@@ -185,22 +186,142 @@ TEST(HttpServer, GracefulShutdownFinishesInFlightRequests) {
   EXPECT_TRUE(ec);
 }
 
+// A data folder with a security gate (keys, accounts) for one test.
+class GateDir {
+ public:
+  explicit GateDir(security::RateLimitOptions limit = {.rate = 1000, .burst = 2000})
+      : dir_(std::filesystem::temp_directory_path() / ("rhip-gate-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
+    std::filesystem::remove_all(dir_);
+    auto g = security::Gate::Open({.data_dir = dir_.string(), .rate_limit = limit});
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    gate_ = std::move(*g);
+  }
+  ~GateDir() {
+    gate_.reset();  // its audit log writes into the folder until it closes
+    std::filesystem::remove_all(dir_);
+  }
+  security::Gate* gate() { return gate_.get(); }
+  // "Authorization: Bearer …\r\n" for a role.
+  std::string Auth(security::Role role, std::string org = "", std::string person = "") {
+    security::Principal p{.subject = "test", .role = role, .org = std::move(org), .person = std::move(person)};
+    p.scopes = security::DefaultScopes(role, true);
+    return "Authorization: Bearer " + *gate_->tokens().Issue(p, 600) + "\r\n";
+  }
+
+ private:
+  static inline int n_ = 0;
+  std::filesystem::path dir_;
+  std::unique_ptr<security::Gate> gate_;
+};
+
 TEST(PlatformRouter, FhirHealthzAndDecodedChineseQuery) {
   auto store = store::OpenStore({.url = "sqlite::memory:"});
   ASSERT_TRUE(store.ok());
+  GateDir g;
   ServeOptions so;
+  so.gate = g.gate();
   RunningServer s({}, PlatformRouter(so, **store));
   Client c(s.port());
+  const std::string admin = g.Auth(security::Role::kAdmin);
   EXPECT_NE(c.Request("GET", "/healthz").find("\"ok\""), std::string::npos);
   std::string created = c.Request("POST", "/fhir/Patient", R"({"resourceType":"Patient","name":[{"text":"张伟"}]})",
-                                  "Content-Type: application/fhir+json\r\n");
+                                  "Content-Type: application/fhir+json\r\n" + admin);
   ASSERT_NE(created.find("201 Created"), std::string::npos) << created;
   EXPECT_NE(created.find("Location: http://test/fhir/Patient/"), std::string::npos);
   // name=张 percent-encoded
-  std::string found = c.Request("GET", "/fhir/Patient?name=%E5%BC%A0&_total=accurate");
+  std::string found = c.Request("GET", "/fhir/Patient?name=%E5%BC%A0&_total=accurate", "", admin);
   EXPECT_NE(found.find("\"total\":1"), std::string::npos) << found;
-  EXPECT_NE(c.Request("GET", "/fhir/Nope/1").find("404"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Nope/1", "", admin).find("404"), std::string::npos);
   EXPECT_NE(c.Request("GET", "/fhir/metadata").find("CapabilityStatement"), std::string::npos);
+}
+
+TEST(PlatformRouter, ApiNeedsAValidBearerTokenButHealthzAndMetadataDoNot) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  ServeOptions so;
+  so.gate = g.gate();
+  so.extra_routes.push_back({"GET", "/api/hl7/status", [](const HttpRequest&) { return HttpResponse::Json(200, "{}"); }});
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  std::string none = c.Request("GET", "/fhir/Patient");
+  EXPECT_NE(none.find("401"), std::string::npos) << none;
+  EXPECT_NE(none.find("WWW-Authenticate: Bearer"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Patient", "", "Authorization: Bearer not.a.token\r\n").find("401"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Patient", "", "Authorization: Basic eDp5\r\n").find("401"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/api/hl7/status").find("401"), std::string::npos);  // other layers' routes too
+  EXPECT_NE(c.Request("POST", "/fhir", "{}").find("401"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/healthz").find("200 OK"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/metadata").find("200 OK"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/fhir/Patient", "", g.Auth(security::Role::kAdmin)).find("200 OK"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/api/hl7/status", "", g.Auth(security::Role::kAdmin)).find("200 OK"), std::string::npos);
+}
+
+TEST(PlatformRouter, WithoutAGateEverythingButPublicRoutesIsUnavailable) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  ServeOptions so;  // no gate, not insecure: secure by default
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  EXPECT_NE(c.Request("GET", "/fhir/Patient").find("503"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/healthz").find("200 OK"), std::string::npos);
+}
+
+TEST(PlatformRouter, InsecureDevServesWithoutTokensAndSaysSoInEveryResponse) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  ServeOptions so;
+  so.insecure_dev = true;
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  std::string r = c.Request("GET", "/fhir/Patient");
+  EXPECT_NE(r.find("200 OK"), std::string::npos);
+  EXPECT_NE(r.find(std::string(kInsecureHeader) + ": security is OFF"), std::string::npos);
+  EXPECT_NE(c.Request("GET", "/healthz").find(kInsecureHeader), std::string::npos);
+}
+
+TEST(PlatformRouter, TokenEndpointGrantsClientCredentialsAndPasswordsAndRefusesTheRest) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  auto secret = g.gate()->accounts().AddClient({.id = "his-1", .org = "47000001"});
+  ASSERT_TRUE(secret.ok());
+  ASSERT_TRUE(g.gate()->accounts().AddUser({.name = "dr-li", .role = security::Role::kClinician, .org = "47000001"},
+                                           "long enough password").ok());
+  ServeOptions so;
+  so.gate = g.gate();
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  const std::string form = "Content-Type: application/x-www-form-urlencoded\r\n";
+  std::string ok = c.Request("POST", "/auth/token", "grant_type=client_credentials&client_id=his-1&client_secret=" + *secret, form);
+  ASSERT_NE(ok.find("200 OK"), std::string::npos) << ok;
+  EXPECT_NE(ok.find("\"token_type\":\"Bearer\""), std::string::npos);
+  EXPECT_NE(ok.find("\"expires_in\":900"), std::string::npos);
+  EXPECT_NE(ok.find("Cache-Control: no-store"), std::string::npos);
+  const size_t at = ok.find("\"access_token\":\"") + 16;
+  const std::string token = ok.substr(at, ok.find('"', at) - at);
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer " + token + "\r\n").find("200 OK"),
+            std::string::npos);
+  // narrower scope: fine; wider: refused
+  EXPECT_NE(c.Request("POST", "/auth/token",
+                      "grant_type=client_credentials&client_id=his-1&scope=system%2F*.read&client_secret=" + *secret, form)
+                .find("\"scope\":\"system/*.read\""),
+            std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token",
+                      "grant_type=client_credentials&client_id=his-1&scope=system%2FPerson.write+admin&client_secret=" + *secret, form)
+                .find("invalid_grant"),
+            std::string::npos);
+  std::string bad = c.Request("POST", "/auth/token", "grant_type=client_credentials&client_id=his-1&client_secret=guess", form);
+  EXPECT_NE(bad.find("401"), std::string::npos);
+  EXPECT_NE(bad.find("invalid_client"), std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "grant_type=password&username=dr-li&password=long+enough+password", form)
+                .find("200 OK"),
+            std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "grant_type=password&username=dr-li&password=nope", form).find("invalid_grant"),
+            std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "grant_type=implicit", form).find("unsupported_grant_type"), std::string::npos);
+  EXPECT_NE(c.Request("POST", "/auth/token", "{}", "Content-Type: application/json\r\n").find("invalid_request"),
+            std::string::npos);
 }
 
 TEST(PlatformRouter, StaticFilesWithSecurityHeadersAndNoTraversal) {
@@ -243,6 +364,69 @@ TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
   Client reader(server.port());
   EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
   EXPECT_EQ(writer.ReadResponse().rfind("HTTP/1.1 201", 0), 0u);
+}
+
+TEST(PlatformRouter, RateLimitsEachClientAndTellsItWhenToRetry) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g({.rate = 0.001, .burst = 3});  // three requests, then (practically) none
+  ServeOptions so;
+  so.gate = g.gate();
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  const std::string one = g.Auth(security::Role::kAdmin);
+  for (int i = 0; i < 3; ++i) EXPECT_NE(c.Request("GET", "/fhir/Organization", "", one).find("200 OK"), std::string::npos);
+  std::string limited = c.Request("GET", "/fhir/Organization", "", one);
+  EXPECT_NE(limited.find("429"), std::string::npos) << limited;
+  EXPECT_NE(limited.find("Retry-After: 1"), std::string::npos);
+  // another client (another token subject) has its own bucket
+  security::Principal p{.subject = "someone-else", .role = security::Role::kCdc};
+  p.scopes = security::DefaultScopes(p.role, true);
+  const std::string else_auth = "Authorization: Bearer " + *g.gate()->tokens().Issue(p, 600) + "\r\n";
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", else_auth).find("200 OK"), std::string::npos);
+  // guessing tokens from one address is limited too
+  for (int i = 0; i < 3; ++i) c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer guess." + std::to_string(i) + ".x\r\n");
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer guess.9.x\r\n").find("429"), std::string::npos);
+}
+
+TEST(PlatformRouter, CorsOnlyForConfiguredOrigins) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  ServeOptions so;
+  so.gate = g.gate();
+  so.cors_origins = {"https://portal.rhip.example"};
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  const std::string pre = "Origin: https://portal.rhip.example\r\nAccess-Control-Request-Method: GET\r\n";
+  std::string ok = c.Request("OPTIONS", "/fhir/Patient", "", pre);
+  EXPECT_NE(ok.find("204"), std::string::npos) << ok;
+  EXPECT_NE(ok.find("Access-Control-Allow-Origin: https://portal.rhip.example"), std::string::npos);
+  EXPECT_NE(ok.find("Authorization"), std::string::npos);
+  std::string evil = c.Request("OPTIONS", "/fhir/Patient", "", "Origin: https://evil.example\r\nAccess-Control-Request-Method: GET\r\n");
+  EXPECT_NE(evil.find("403"), std::string::npos);
+  EXPECT_EQ(evil.find("Access-Control-Allow-Origin"), std::string::npos);
+  const std::string admin = g.Auth(security::Role::kAdmin);
+  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", admin + "Origin: https://portal.rhip.example\r\n")
+                .find("Access-Control-Allow-Origin: https://portal.rhip.example"),
+            std::string::npos);
+  EXPECT_EQ(c.Request("GET", "/fhir/Organization", "", admin + "Origin: https://evil.example\r\n").find("Access-Control-Allow-Origin"),
+            std::string::npos);
+}
+
+TEST(PlatformRouter, DeeplyNestedJsonIsRefusedBeforeItReachesTheStore) {
+  auto store = store::OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(store.ok());
+  GateDir g;
+  ServeOptions so;
+  so.gate = g.gate();
+  RunningServer s({}, PlatformRouter(so, **store));
+  Client c(s.port());
+  std::string deep = R"({"resourceType":"Patient","extension":)" + std::string(200, '[') + std::string(200, ']') + "}";
+  std::string r = c.Request("POST", "/fhir/Patient", deep, "Content-Type: application/fhir+json\r\n" + g.Auth(security::Role::kAdmin));
+  EXPECT_NE(r.find("400"), std::string::npos) << r.substr(0, 300);
+  EXPECT_NE(r.find("deep"), std::string::npos) << r.substr(0, 400);
+  EXPECT_EQ(*(*store)->Count("Patient"), 0);
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ const W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const id18 = (first17) => first17 + '10X98765432'[[...first17].reduce((s, c, i) => s + Number(c) * W[i], 0) % 11];
 
 async function fhir(method, path, body) {
-  const res = await fetch(server.fhir + path, {
+  const res = await server.fetch(server.fhir + path, {
     method,
     headers: { 'content-type': 'application/fhir+json' },
     body: body ? JSON.stringify(body) : undefined,
@@ -28,7 +28,7 @@ async function fhir(method, path, body) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 async function api(method, path, body) {
-  const res = await fetch(server.base + '/api/mpi/' + path, {
+  const res = await server.fetch(server.base + '/api/mpi/' + path, {
     method,
     headers: { 'content-type': 'application/json' },
     body: body ? JSON.stringify(body) : undefined,

@@ -10,7 +10,7 @@ let client;
 
 before(async () => {
   server = await startServer();
-  client = new Client({ baseUrl: server.fhir });
+  client = new Client({ baseUrl: server.fhir, bearerToken: server.token });
 });
 after(async () => server && (await server.stop()));
 
@@ -134,4 +134,14 @@ test('Patient/$match finds another institution\'s registration of the same perso
   assert.equal(best.resource.identifier.find((i) => i.system === ID_SYSTEM).value, idNumber);
   assert.equal(best.search.extension[0].url, 'http://hl7.org/fhir/StructureDefinition/match-grade');
   assert.equal(best.search.extension[0].valueCode, 'certain');
+});
+
+test('without a token the API answers 401; metadata and healthz stay public', async () => {
+  const res = await fetch(`${server.fhir}/Patient`);
+  assert.equal(res.status, 401);
+  assert.match(res.headers.get('www-authenticate'), /^Bearer/);
+  const anonymous = new Client({ baseUrl: server.fhir });
+  await assert.rejects(anonymous.search({ resourceType: 'Patient' }), (e) => e.response?.status === 401);
+  assert.equal((await fetch(`${server.fhir}/metadata`)).status, 200);
+  assert.equal((await fetch(`${server.base}/healthz`)).status, 200);
 });

@@ -138,10 +138,10 @@ test('every message acknowledged before a SIGKILL is stored exactly once after t
   server = await startServer(['--mllp-port', '0'], { data });
   // Accepted before the crash but not yet applied: applied now, from the store.
   const deadline = Date.now() + 300000;
-  const atRestart = await (await fetch(`${server.base}/api/hl7/status`)).json();
+  const atRestart = await (await server.fetch(`${server.base}/api/hl7/status`)).json();
   console.log(`# accepted but not yet applied when it was killed: ${atRestart.queued}`);
   for (;;) {
-    const s = await (await fetch(`${server.base}/api/hl7/status`)).json();
+    const s = await (await server.fetch(`${server.base}/api/hl7/status`)).json();
     if (s.queued === 0) break;
     assert.ok(Date.now() < deadline, 'the queue drains after the restart');
     await new Promise((r) => setTimeout(r, 50));
@@ -156,7 +156,7 @@ test('every message acknowledged before a SIGKILL is stored exactly once after t
     for (let i = 0; i < identifiers.length; i += 40) {
       const chunk = identifiers.slice(i, i + 40);
       const q = `${server.fhir}/${type}?identifier=${chunk.map(encodeURIComponent).join(',')}&_count=1000&_elements=identifier`;
-      const res = await fetch(q);
+      const res = await server.fetch(q);
       assert.equal(res.status, 200);
       const bundle = await res.json();
       for (const e of bundle.entry || []) {
@@ -171,7 +171,7 @@ test('every message acknowledged before a SIGKILL is stored exactly once after t
 
   // The sender re-sends what it sent (acknowledged or not is its own business): the
   // acknowledged ones get the very same ACK, and the store does not grow for them.
-  const countOf = async (type) => (await (await fetch(`${server.fhir}/${type}?_summary=count`)).json()).total;
+  const countOf = async (type) => (await (await server.fetch(`${server.fhir}/${type}?_summary=count`)).json()).total;
   const before = { Patient: await countOf('Patient'), DiagnosticReport: await countOf('DiagnosticReport') };
   const conn = connect(server.mllpPort);
   await conn.ready;

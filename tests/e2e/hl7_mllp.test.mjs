@@ -67,7 +67,7 @@ async function send(texts, encoding = 'utf-8') {
 async function drained() {
   const deadline = Date.now() + 60000;
   while (Date.now() < deadline) {
-    const s = await (await fetch(`${server.base}/api/hl7/status`)).json();
+    const s = await (await server.fetch(`${server.base}/api/hl7/status`)).json();
     if (s.queued === 0) return s;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -75,7 +75,7 @@ async function drained() {
 }
 
 async function search(query) {
-  const res = await fetch(`${server.fhir}/${query}`);
+  const res = await server.fetch(`${server.fhir}/${query}`);
   assert.equal(res.status, 200, query);
   return res.json();
 }

@@ -1,10 +1,19 @@
 // Starts `rhip serve` on a free port with a fresh data folder, for end-to-end tests.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 export const RHIP_BIN = process.env.RHIP_BIN || path.resolve('build/rhip');
+
+// A token from `rhip token` (the operator's way): its last line is the token.
+export function tokenFor(data, role, { org, person, ttl = 3600 } = {}) {
+  const args = ['token', '--data', data, '--role', role, '--ttl', String(ttl)];
+  if (org) args.push('--org', org);
+  if (person) args.push('--person', person);
+  const out = execFileSync(RHIP_BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return out.trim().split('\n').pop();
+}
 
 // options.data: reuse a data folder (a restart); otherwise a fresh one.
 export async function startServer(extraArgs = [], options = {}) {
@@ -29,7 +38,15 @@ export async function startServer(extraArgs = [], options = {}) {
   });
   // `rhip serve` prints its MLLP line before the HTTP one, so it is already in `out`.
   const mllp = out.match(/mllp listening on [0-9.]+:(\d+)/);
+  // Security is on: the tests act as the operator unless they ask for another role.
+  const token = tokenFor(data, 'admin');
+  const auth = { Authorization: `Bearer ${token}` };
   return {
+    token,
+    auth,
+    // fetch with the operator's token
+    fetch: (url, init = {}) => fetch(url, { ...init, headers: { ...auth, ...(init.headers || {}) } }),
+    tokenFor: (role, opts) => tokenFor(data, role, opts),
     base,
     fhir: base + '/fhir',
     mllpPort: mllp ? Number(mllp[1]) : undefined,

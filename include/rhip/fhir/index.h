@@ -12,6 +12,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "rhip/fhir/json.h"
 #include "rhip/store/index_rows.h"
@@ -20,6 +21,16 @@ namespace rhip::fhir {
 
 // `resource` must be a JSON object with resourceType == `type` (not checked).
 store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type);
+
+// Only the rows of the named parameters (and compartment membership when a
+// named parameter puts the resource in a Patient compartment): cheaper than
+// ExtractIndex when a caller needs a few references, e.g. authorization.
+store::IndexRows ExtractIndexOf(const JsonValue& resource, std::string_view type,
+                                const std::vector<std::string>& params);
+
+// The Patient ids whose compartment the resource is in (a Patient: its own id),
+// evaluating only the compartment's parameters.
+std::vector<std::string> PatientCompartmentOf(const JsonValue& resource, std::string_view type);
 
 // The normalization applied to string index values and to string search
 // values: Unicode NFKC, case-folded, accents removed (ICU), so that "ZHANG",

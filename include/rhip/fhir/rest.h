@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "rhip/core/status.h"
+#include "rhip/fhir/access.h"
 #include "rhip/store/store.h"
 
 namespace rhip::fhir {
@@ -35,6 +36,10 @@ struct RestRequest {
   // every entry succeeded, so what it writes commits (or rolls back) with them.
   // HL7 ingestion records the message this way, atomically with its effects.
   std::function<Status(store::WriteTransaction&)> in_transaction;
+  // Who decides what this request may see and write (the security layer's
+  // guard for the caller); nullptr = a trusted internal caller (HL7 appliers,
+  // imports). Not owned; outlives the Handle call.
+  AccessControl* access = nullptr;
 
   // First value of a header (name in lower case), or empty.
   std::string_view Header(std::string_view lower_name) const;

@@ -94,6 +94,11 @@ struct SearchQuery {
   // reports the bound it used so that later pages reuse it).
   int64_t snapshot_seq = 0;
   TotalMode total = TotalMode::kNone;
+  // Authorization's narrowing (issue 6): when set, only resources in the Patient
+  // compartment of one of these Patient ids (a Patient is in its own) match;
+  // an empty list matches nothing. Applied in the query itself, so paging and
+  // totals count only what the caller may see.
+  std::optional<std::vector<std::string>> compartment;
 };
 
 }  // namespace rhip::store

@@ -283,9 +283,29 @@ StatusOr<CompiledSql> CompileSearch(const SearchQuery& q) {
       driver = static_cast<int>(i);
     }
   }
+  // A narrow compartment restriction (a resident's few records) drives the query
+  // through the compartment table's (patient_id, res) key.
+  const bool compartment_drives = q.compartment && q.compartment->size() <= 64 && best > 1;
   // With a driver, `+r.type` keeps SQLite from scanning the type's rows instead
   // (the unary plus disables the index on that column for this term).
-  if (driver >= 0) out.where = "+r.type = ? AND r.deleted = 0";
+  if (driver >= 0 || compartment_drives) out.where = "+r.type = ? AND r.deleted = 0";
+  if (q.compartment) {
+    // One JSON array parameter, however many patients (a clinician's care set can be large).
+    std::string ids = "[";
+    for (const std::string& id : *q.compartment) {
+      if (ids.size() > 1) ids += ',';
+      ids += '"';
+      for (char ch : id) {
+        if (ch == '"' || ch == '\\') ids += '\\';
+        if (static_cast<unsigned char>(ch) >= 0x20) ids += ch;
+      }
+      ids += '"';
+    }
+    ids += "]";
+    out.where += " AND r.pk IN (SELECT c.res FROM compartment c WHERE c.patient_id IN (SELECT value FROM json_each(?)))";
+    out.params.push_back(ids);
+    if (compartment_drives) driver = -1;
+  }
   for (size_t i = 0; i < q.criteria.size(); ++i) {
     std::string cond;
     RETURN_IF_ERROR(CriterionSql(q.type, q.criteria[i], &cond, &out.params, static_cast<int>(i) == driver));

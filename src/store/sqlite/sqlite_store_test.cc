@@ -678,5 +678,39 @@ TEST_F(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
   EXPECT_FALSE(store_->ReadReview(id + 100)->has_value());
 }
 
+TEST_F(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "m1", "zhang")).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "m2", "zhang")).ok());
+  ASSERT_TRUE(Put(Observation("o1", "p1", 10, 1)).ok());
+  ASSERT_TRUE(Put(Observation("o2", "p2", 20, 2)).ok());
+  ASSERT_TRUE(Put(Observation("o3", "p1", 30, 3)).ok());
+  SearchQuery q;
+  q.type = "Observation";
+  q.total = TotalMode::kAccurate;
+  q.compartment = std::vector<std::string>{"p1"};
+  EXPECT_EQ(Ids(q), (std::vector<std::string>{"o1", "o3"}));
+  EXPECT_EQ(*store_->Search(q)->total, 2);
+  // with a driving criterion the restriction still holds
+  Criterion subject;
+  subject.param = "subject";
+  subject.type = ParamType::kReference;
+  SearchValue v;
+  v.target_type = "Patient";
+  v.target_id = "p2";
+  subject.values.push_back(v);
+  q.criteria.push_back(subject);
+  EXPECT_TRUE(Ids(q).empty());
+  q.criteria.clear();
+  // a Patient is in its own compartment; several patients; none
+  SearchQuery pq;
+  pq.type = "Patient";
+  pq.compartment = std::vector<std::string>{"p2", "nobody", "with\"quote"};
+  EXPECT_EQ(Ids(pq), (std::vector<std::string>{"p2"}));
+  pq.compartment = std::vector<std::string>{};
+  EXPECT_TRUE(Ids(pq).empty());
+  pq.compartment.reset();
+  EXPECT_EQ(Ids(pq).size(), 2u);
+}
+
 }  // namespace
 }  // namespace rhip::store

@@ -1,0 +1,100 @@
+// The audit log (issue 6): one FHIR R4 AuditEvent for every read, search,
+// write, export, login and refusal — who, which role and institution, which
+// patients, what, why (break-glass reason), outcome — in an append-only,
+// hash-chained log of its own (DATA/audit.db, a Store like any other: the
+// SQLite details stay behind the store interface).
+//
+// Chain: records are numbered 1, 2, 3 … (the AuditEvent id, zero-padded);
+// each carries, in the extension `…/audit-previous-hash`, the SHA-256 of the
+// previous record's JSON exactly as stored (64 zeros for the first). Verify
+// recomputes the chain and names the first record that does not fit. After
+// each batch the head (last number and hash) is also written to
+// DATA/audit.head, so cutting records off the end is detected too — unless
+// both files are rewritten together (anchoring the head elsewhere, e.g. in a
+// log shipped off the machine, is not done yet).
+//
+// Off the request path: Record() only queues; one writer thread appends the
+// queue in batches (one store transaction per batch) at least every
+// `flush_interval`. A crash (SIGKILL, power loss) loses at most what was queued
+// in the last interval plus the batch being committed; a full queue makes
+// Record() wait (back-pressure) rather than drop an event.
+//
+// Thread-safety: Record, Flush and ForPatients may be called from many threads.
+//
+// Example:
+//   ASSIGN_OR_RETURN(auto audit, AuditLog::Open({.dir = "data/demo"}));
+//   audit->Record({.subtype = "read", .action = "R", .who = "dr-li", .role = "clinician", .patients = {"p1"}});
+//   ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditLog("data/demo"));
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rhip/core/status.h"
+#include "rhip/core/time.h"
+#include "rhip/store/store.h"
+
+namespace rhip::security {
+
+struct AuditEntry {
+  Micros recorded = 0;           // 0 = now
+  std::string type = "rest";     // "rest" | "login"
+  std::string subtype;           // read, vread, search-type, history-instance, create, update, delete, operation, login …
+  std::string action = "R";      // C R U D E (FHIR AuditEventAction)
+  int outcome = 0;               // 0 success, 4 refused / not found, 8 failed
+  std::string outcome_desc;      // the refusal's reason, the error
+  std::string who;               // principal subject (or the user name a login tried)
+  std::string role, org, person, token_id, remote;
+  std::string what;              // "GET /fhir/Observation?code=…" (ID numbers and phones masked)
+  int http_status = 0;
+  std::vector<std::string> patients;  // Patient ids touched
+  std::string break_glass_reason;     // non-empty: flagged for review
+};
+
+struct AuditOptions {
+  std::string dir;  // the data folder: DATA/audit.db, DATA/audit.head
+  std::chrono::milliseconds flush_interval{200};
+  size_t max_batch = 2000;
+  size_t max_queue = 200000;
+};
+
+class AuditLog {
+ public:
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+  ~AuditLog();  // flushes what is queued
+
+  static StatusOr<std::unique_ptr<AuditLog>> Open(AuditOptions options);
+
+  void Record(AuditEntry entry);
+  // Returns once everything recorded before the call is durable.
+  Status Flush();
+  // The newest AuditEvents naming any of the patients (a resident's access log), newest first.
+  StatusOr<std::vector<std::string>> ForPatients(const std::vector<std::string>& patient_ids, int count);
+  // The newest AuditEvents (JSON), newest first.
+  StatusOr<std::vector<std::string>> Newest(int count);
+  int64_t written() const;
+
+ private:
+  struct Impl;
+  explicit AuditLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct AuditVerification {
+  bool ok = true;
+  int64_t records = 0;
+  int64_t first_broken = 0;  // the sequence number of the first record that does not fit (0 = none)
+  std::string problem;       // what is wrong there
+};
+
+// Recomputes the chain of DATA/audit.db (and checks DATA/audit.head).
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir);
+
+// The SHA-256 of `data` in lower-case hex.
+std::string Sha256Hex(std::string_view data);
+
+}  // namespace rhip::security

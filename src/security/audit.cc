@@ -1,0 +1,459 @@
+#include "rhip/security/audit.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "rhip/core/log.h"
+
+namespace rhip::security {
+namespace {
+
+constexpr char kPrevHashUrl[] = "http://rhip.health/fhir/StructureDefinition/audit-previous-hash";
+const std::string kGenesis(64, '0');
+
+std::string SeqId(int64_t seq) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%012lld", static_cast<long long>(seq));
+  return buf;
+}
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void Str(Writer& w, const char* k, std::string_view v) {
+  w.Key(k);
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+
+void Coding(Writer& w, const char* system, std::string_view code) {
+  w.StartObject();
+  Str(w, "system", system);
+  Str(w, "code", code);
+  w.EndObject();
+}
+
+// The AuditEvent (FHIR R4) of one entry, chained to `prev_hash`.
+std::string AuditEventJson(const AuditEntry& e, int64_t seq, const std::string& prev_hash) {
+  rapidjson::StringBuffer b;
+  Writer w(b);
+  w.StartObject();
+  Str(w, "resourceType", "AuditEvent");
+  Str(w, "id", SeqId(seq));
+  if (!e.break_glass_reason.empty()) {
+    w.Key("meta");
+    w.StartObject();
+    w.Key("tag");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "system", "http://rhip.health/CodeSystem/audit-flag");
+    Str(w, "code", "review");
+    Str(w, "display", "break-glass access: review");
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+  }
+  w.Key("extension");
+  w.StartArray();
+  w.StartObject();
+  Str(w, "url", kPrevHashUrl);
+  Str(w, "valueString", prev_hash);
+  w.EndObject();
+  w.EndArray();
+  w.Key("type");
+  if (e.type == "login")
+    Coding(w, "http://dicom.nema.org/resources/ontology/DCM", "110114");
+  else
+    Coding(w, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest");
+  if (!e.subtype.empty()) {
+    w.Key("subtype");
+    w.StartArray();
+    Coding(w, "http://hl7.org/fhir/restful-interaction", e.subtype);
+    w.EndArray();
+  }
+  Str(w, "action", e.action);
+  Str(w, "recorded", FormatInstant(e.recorded));
+  Str(w, "outcome", std::to_string(e.outcome));
+  if (!e.outcome_desc.empty()) Str(w, "outcomeDesc", MaskIdentifiers(e.outcome_desc));
+  if (!e.break_glass_reason.empty()) {
+    w.Key("purposeOfEvent");
+    w.StartArray();
+    w.StartObject();
+    w.Key("coding");
+    w.StartArray();
+    Coding(w, "http://terminology.hl7.org/CodeSystem/v3-ActReason", "BTG");
+    w.EndArray();
+    Str(w, "text", MaskIdentifiers(e.break_glass_reason));
+    w.EndObject();
+    w.EndArray();
+  }
+  w.Key("agent");
+  w.StartArray();
+  w.StartObject();
+  w.Key("type");
+  w.StartObject();
+  Str(w, "text", e.role.empty() ? "anonymous" : e.role);
+  w.EndObject();
+  w.Key("who");
+  w.StartObject();
+  w.Key("identifier");
+  w.StartObject();
+  Str(w, "system", e.person.empty() ? "http://rhip.health/id/subject" : "urn:oid:2.16.156.10011.1.2");
+  Str(w, "value", e.person.empty() ? e.who : e.person);
+  w.EndObject();
+  Str(w, "display", e.who);
+  w.EndObject();
+  if (!e.token_id.empty()) Str(w, "altId", e.token_id);
+  w.Key("requestor");
+  w.Bool(true);
+  if (!e.remote.empty()) {
+    w.Key("network");
+    w.StartObject();
+    Str(w, "address", e.remote);
+    Str(w, "type", "2");
+    w.EndObject();
+  }
+  w.EndObject();
+  if (!e.org.empty()) {
+    w.StartObject();
+    w.Key("type");
+    w.StartObject();
+    Str(w, "text", "institution");
+    w.EndObject();
+    w.Key("who");
+    w.StartObject();
+    w.Key("identifier");
+    w.StartObject();
+    Str(w, "system", "http://rhip.health/id/org");
+    Str(w, "value", e.org);
+    w.EndObject();
+    w.EndObject();
+    w.Key("requestor");
+    w.Bool(false);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("source");
+  w.StartObject();
+  w.Key("observer");
+  w.StartObject();
+  Str(w, "display", "rhip");
+  w.EndObject();
+  w.EndObject();
+  w.Key("entity");
+  w.StartArray();
+  for (const auto& p : e.patients) {
+    w.StartObject();
+    w.Key("what");
+    w.StartObject();
+    Str(w, "reference", "Patient/" + p);
+    w.EndObject();
+    w.Key("type");
+    Coding(w, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "1");
+    w.Key("role");
+    Coding(w, "http://terminology.hl7.org/CodeSystem/object-role", "1");
+    w.EndObject();
+  }
+  w.StartObject();
+  w.Key("type");
+  Coding(w, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2");
+  Str(w, "description", MaskIdentifiers(e.what));
+  if (e.http_status) {
+    w.Key("detail");
+    w.StartArray();
+    w.StartObject();
+    Str(w, "type", "http-status");
+    Str(w, "valueString", std::to_string(e.http_status));
+    w.EndObject();
+    w.EndArray();
+  }
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return {b.GetString(), b.GetSize()};
+}
+
+store::IndexRows AuditIndex(const AuditEntry& e) {
+  store::IndexRows rows;
+  for (const auto& p : e.patients) {
+    rows.references.push_back({"patient", "Patient", p});
+    rows.compartment_patients.push_back(p);
+  }
+  rows.dates.push_back({"date", e.recorded, e.recorded});
+  rows.tokens.push_back({"subtype", "http://hl7.org/fhir/restful-interaction", e.subtype});
+  rows.tokens.push_back({"action", "", e.action});
+  rows.tokens.push_back({"outcome", "", std::to_string(e.outcome)});
+  rows.tokens.push_back({"altid", "", e.who});
+  return rows;
+}
+
+Status WriteHead(const std::string& path, int64_t seq, const std::string& hash) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return Internal("cannot write " + tmp);
+  std::fprintf(f, "%lld %s\n", static_cast<long long>(seq), hash.c_str());
+  const bool ok = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  std::fclose(f);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) return Internal("cannot replace " + path);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+struct AuditLog::Impl {
+  AuditOptions options;
+  std::unique_ptr<store::Store> store;
+  std::string head_path;
+  std::mutex mu;
+  std::condition_variable work_cv, done_cv, room_cv;
+  std::deque<AuditEntry> queue;  // GUARDED_BY(mu)
+  int64_t enqueued = 0;          // GUARDED_BY(mu)
+  int64_t durable = 0;           // GUARDED_BY(mu): entries committed
+  bool flush_now = false;        // GUARDED_BY(mu)
+  bool stopping = false;         // GUARDED_BY(mu)
+  Status last_error;             // GUARDED_BY(mu)
+  int failures_at_stop = 0;      // GUARDED_BY(mu)
+  // Chain state: only the writer thread touches it after Open.
+  int64_t last_seq = 0;
+  std::string last_hash = kGenesis;
+  std::thread writer;
+
+  void Run() {
+    pthread_setname_np(pthread_self(), "rhip-audit");
+    std::unique_lock lock(mu);
+    for (;;) {
+      work_cv.wait_for(lock, options.flush_interval, [&] { return stopping || flush_now || queue.size() >= options.max_batch; });
+      if (queue.empty()) {
+        flush_now = false;
+        done_cv.notify_all();
+        if (stopping) return;
+        continue;
+      }
+      std::vector<AuditEntry> batch;
+      const size_t n = std::min(queue.size(), options.max_batch);
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
+      if (queue.empty()) flush_now = false;
+      room_cv.notify_all();
+      lock.unlock();
+      Status st = Append(batch);
+      lock.lock();
+      if (!st.ok()) {
+        // Keep the events and try again: an audit event is never dropped while
+        // the process runs. Only at shutdown does a log that cannot be written
+        // (its folder gone, the disk full) give up, loudly, after some attempts.
+        last_error = st;
+        if (stopping && ++failures_at_stop > 10) {
+          log::Error("audit log: giving up on {} events that cannot be written: {}", queue.size() + batch.size(),
+                     st.ToString());
+          return;
+        }
+        log::Error("audit write failed, retrying: {}", st.ToString());
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue.push_front(std::move(*it));
+        lock.unlock();
+        std::this_thread::sleep_for(options.flush_interval);
+        lock.lock();
+        continue;
+      }
+      durable += static_cast<int64_t>(batch.size());
+      done_cv.notify_all();
+    }
+  }
+
+  Status Append(const std::vector<AuditEntry>& batch) {
+    int64_t seq = last_seq;
+    std::string hash = last_hash;
+    std::vector<store::PutRequest> puts;
+    puts.reserve(batch.size());
+    for (const AuditEntry& e : batch) {
+      ++seq;
+      store::PutRequest p;
+      p.type = "AuditEvent";
+      p.id = SeqId(seq);
+      p.version = 1;
+      p.last_updated = e.recorded;
+      p.method = "POST";
+      p.json = AuditEventJson(e, seq, hash);
+      p.index = AuditIndex(e);
+      hash = Sha256Hex(p.json);
+      puts.push_back(std::move(p));
+    }
+    RETURN_IF_ERROR(store->Write([&](store::WriteTransaction& tx) -> Status {
+      for (const auto& p : puts) RETURN_IF_ERROR(tx.Put(p));
+      return Status::Ok();
+    }));
+    last_seq = seq;
+    last_hash = hash;
+    return WriteHead(head_path, last_seq, last_hash);
+  }
+};
+
+AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->work_cv.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+  impl_->store->Close().IgnoreError();
+}
+
+StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->head_path = options.dir + "/audit.head";
+  ASSIGN_OR_RETURN(impl->store, store::OpenStore({.url = "sqlite:" + options.dir + "/audit.db", .read_connections = 2}));
+  // Continue the chain from the last record.
+  store::SearchQuery last;
+  last.type = "AuditEvent";
+  last.count = 1;
+  last.sort.push_back({"_id", store::ParamType::kToken, true});
+  ASSIGN_OR_RETURN(store::SearchPage page, impl->store->Search(last));
+  if (!page.resources.empty()) {
+    impl->last_seq = std::atoll(page.resources[0].id.c_str());
+    impl->last_hash = Sha256Hex(page.resources[0].json);
+  }
+  Impl* raw = impl.get();
+  impl->writer = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
+}
+
+void AuditLog::Record(AuditEntry entry) {
+  if (entry.recorded == 0) entry.recorded = NowMicros();
+  std::unique_lock lock(impl_->mu);
+  // Back-pressure, never loss: a writer far behind slows requests down.
+  impl_->room_cv.wait(lock, [&] { return impl_->queue.size() < impl_->options.max_queue || impl_->stopping; });
+  impl_->queue.push_back(std::move(entry));
+  ++impl_->enqueued;
+  if (impl_->queue.size() >= impl_->options.max_batch) impl_->work_cv.notify_one();
+}
+
+Status AuditLog::Flush() {
+  std::unique_lock lock(impl_->mu);
+  const int64_t target = impl_->enqueued;
+  impl_->flush_now = true;
+  impl_->work_cv.notify_one();
+  impl_->done_cv.wait(lock, [&] { return impl_->durable >= target; });
+  return Status::Ok();
+}
+
+int64_t AuditLog::written() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->durable;
+}
+
+StatusOr<std::vector<std::string>> AuditLog::Newest(int count) {
+  store::SearchQuery q;
+  q.type = "AuditEvent";
+  q.count = count;
+  q.sort.push_back({"_id", store::ParamType::kToken, true});
+  ASSIGN_OR_RETURN(store::SearchPage page, impl_->store->Search(q));
+  std::vector<std::string> out;
+  for (auto& r : page.resources) out.push_back(std::move(r.json));
+  return out;
+}
+
+StatusOr<std::vector<std::string>> AuditLog::ForPatients(const std::vector<std::string>& patient_ids, int count) {
+  std::vector<std::string> out;
+  if (patient_ids.empty()) return out;
+  store::SearchQuery q;
+  q.type = "AuditEvent";
+  q.count = count;
+  store::Criterion c;
+  c.param = "patient";
+  c.type = store::ParamType::kReference;
+  for (const auto& p : patient_ids) {
+    store::SearchValue v;
+    v.target_type = "Patient";
+    v.target_id = p;
+    c.values.push_back(std::move(v));
+  }
+  q.criteria.push_back(std::move(c));
+  q.sort.push_back({"_id", store::ParamType::kToken, true});
+  ASSIGN_OR_RETURN(store::SearchPage page, impl_->store->Search(q));
+  for (auto& r : page.resources) out.push_back(std::move(r.json));
+  return out;
+}
+
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir) {
+  ASSIGN_OR_RETURN(auto s, store::OpenStore({.url = "sqlite:" + dir + "/audit.db", .read_connections = 1,
+                                             .create_if_missing = false}));
+  AuditVerification v;
+  std::string prev = kGenesis;
+  int64_t expected = 1;
+  auto fail = [&](int64_t seq, std::string why) {
+    if (!v.ok) return;
+    v.ok = false;
+    v.first_broken = seq;
+    v.problem = std::move(why);
+  };
+  Status st = s->Scan("AuditEvent", [&](const store::ResourceVersion& r) {
+    const int64_t seq = std::atoll(r.id.c_str());
+    ++v.records;
+    if (seq != expected) fail(expected, "record " + std::to_string(expected) + " is missing (next is " + r.id + ")");
+    rapidjson::Document d;
+    d.Parse(r.json.data(), r.json.size());
+    std::string claimed;
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("extension") && d["extension"].IsArray())
+      for (const auto& x : d["extension"].GetArray())
+        if (x.IsObject() && x.HasMember("url") && x["url"].IsString() && std::string_view(x["url"].GetString()) == kPrevHashUrl &&
+            x.HasMember("valueString") && x["valueString"].IsString())
+          claimed = x["valueString"].GetString();
+    if (claimed != prev)
+      fail(seq - 1 >= 1 && seq == expected ? seq - 1 : seq,
+           seq - 1 >= 1 && seq == expected
+               ? "record " + std::to_string(seq - 1) + " was changed: its hash no longer matches the one record " +
+                     std::to_string(seq) + " carries"
+               : "record " + std::to_string(seq) + " does not carry the previous record's hash");
+    prev = Sha256Hex(r.json);
+    expected = seq + 1;
+    return Status::Ok();
+  });
+  s->Close().IgnoreError();
+  RETURN_IF_ERROR(st);
+  // The head file names the last record and its hash.
+  std::ifstream head(dir + "/audit.head");
+  long long head_seq = 0;
+  std::string head_hash;
+  if (head >> head_seq >> head_hash) {
+    if (head_seq != expected - 1)
+      fail(std::min<int64_t>(head_seq, expected), "the log ends at record " + std::to_string(expected - 1) +
+                                                     " but audit.head says " + std::to_string(head_seq) + ": records were cut off");
+    else if (head_hash != prev)
+      fail(head_seq, "record " + std::to_string(head_seq) + " was changed: its hash no longer matches audit.head");
+  } else if (v.records > 0) {
+    fail(expected - 1, "audit.head is missing");
+  }
+  return v;
+}
+
+}  // namespace rhip::security

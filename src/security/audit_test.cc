@@ -1,0 +1,121 @@
+#include "rhip/security/audit.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace rhip::security {
+namespace {
+
+namespace fs = std::filesystem;
+
+class AuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("rhip-audit-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void Write(int n, int first = 0) {
+    auto log = AuditLog::Open({.dir = dir_.string()});
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    for (int i = 0; i < n; ++i)
+      (*log)->Record({.subtype = "read", .who = "dr-" + std::to_string(first + i), .role = "clinician",
+                      .what = "GET /fhir/Patient/p" + std::to_string(i), .patients = {"p" + std::to_string(i % 3)}});
+    ASSERT_TRUE((*log)->Flush().ok());
+  }
+  // Tampering through the store interface, as someone with the file would.
+  void Tamper(const std::function<Status(store::WriteTransaction&)>& fn) {
+    auto s = store::OpenStore({.url = "sqlite:" + (dir_ / "audit.db").string()});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Write(fn).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  fs::path dir_;
+};
+
+TEST_F(AuditTest, AChainOfRecordsVerifiesAndContinuesAfterARestart) {
+  Write(25);
+  auto v = VerifyAuditLog(dir_.string());
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE(v->ok) << v->problem;
+  EXPECT_EQ(v->records, 25);
+  Write(10, 100);  // a restart: the chain goes on from record 25
+  v = VerifyAuditLog(dir_.string());
+  EXPECT_TRUE(v->ok) << v->problem;
+  EXPECT_EQ(v->records, 35);
+}
+
+TEST_F(AuditTest, ChangingOneRecordIsDetectedAndNamed) {
+  Write(10);
+  Tamper([](store::WriteTransaction& tx) -> Status {
+    ASSIGN_OR_RETURN(auto r, tx.Read("AuditEvent", "000000000004"));
+    std::string json = r.json;
+    json.replace(json.find("dr-3"), 4, "dr-X");  // someone hides who read
+    return tx.Put({.type = "AuditEvent", .id = r.id, .version = 2, .last_updated = r.last_updated, .method = "PUT", .json = json});
+  });
+  auto v = VerifyAuditLog(dir_.string());
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->ok);
+  EXPECT_EQ(v->first_broken, 4);
+  EXPECT_NE(v->problem.find("record 4 was changed"), std::string::npos) << v->problem;
+}
+
+TEST_F(AuditTest, ChangingTheLastRecordIsDetectedThroughTheHead) {
+  Write(5);
+  Tamper([](store::WriteTransaction& tx) -> Status {
+    ASSIGN_OR_RETURN(auto r, tx.Read("AuditEvent", "000000000005"));
+    std::string json = r.json;
+    json.replace(json.find("dr-4"), 4, "dr-Y");
+    return tx.Put({.type = "AuditEvent", .id = r.id, .version = 2, .last_updated = r.last_updated, .method = "PUT", .json = json});
+  });
+  auto v = VerifyAuditLog(dir_.string());
+  EXPECT_FALSE(v->ok);
+  EXPECT_EQ(v->first_broken, 5);
+}
+
+TEST_F(AuditTest, RemovingRecordsInTheMiddleOrAtTheEndIsDetected) {
+  Write(8);
+  Tamper([](store::WriteTransaction& tx) { return tx.Delete({"AuditEvent", "000000000003", 2, 0}); });
+  auto v = VerifyAuditLog(dir_.string());
+  EXPECT_FALSE(v->ok);
+  EXPECT_EQ(v->first_broken, 3);
+  EXPECT_NE(v->problem.find("missing"), std::string::npos) << v->problem;
+
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  Write(8);
+  Tamper([](store::WriteTransaction& tx) { return tx.Delete({"AuditEvent", "000000000008", 2, 0}); });
+  v = VerifyAuditLog(dir_.string());
+  EXPECT_FALSE(v->ok);
+  EXPECT_NE(v->problem.find("cut off"), std::string::npos) << v->problem;
+}
+
+TEST_F(AuditTest, EventsAreFhirAuditEventsFoundByPatient) {
+  auto log = AuditLog::Open({.dir = dir_.string()});
+  (*log)->Record({.subtype = "read", .outcome = 0, .who = "dr-li", .role = "clinician", .org = "47000001",
+                  .what = "GET /fhir/Patient/p1?identifier=330402199001011234", .patients = {"p1"},
+                  .break_glass_reason = "unconscious"});
+  (*log)->Record({.subtype = "read", .who = "dr-wang", .role = "clinician", .patients = {"p2"}});
+  ASSERT_TRUE((*log)->Flush().ok());
+  auto mine = (*log)->ForPatients({"p1"}, 10);
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 1u);
+  const std::string& ev = (*mine)[0];
+  EXPECT_NE(ev.find("\"resourceType\":\"AuditEvent\""), std::string::npos);
+  EXPECT_NE(ev.find("\"code\":\"BTG\""), std::string::npos);
+  EXPECT_NE(ev.find("\"code\":\"review\""), std::string::npos);
+  EXPECT_NE(ev.find("Patient/p1"), std::string::npos);
+  EXPECT_NE(ev.find("47000001"), std::string::npos);
+  EXPECT_EQ(ev.find("330402199001011234"), std::string::npos);  // masked
+  EXPECT_TRUE((*log)->ForPatients({}, 10)->empty());
+}
+
+TEST_F(AuditTest, VerifyingAFolderWithoutALogIsAnError) {
+  EXPECT_FALSE(VerifyAuditLog((dir_ / "nothing-here").string()).ok());
+}
+
+}  // namespace
+}  // namespace rhip::security
