@@ -571,6 +571,17 @@ TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->json.size(), Patient("h4999", 1, "", "").json.size() + 3010);
   EXPECT_TRUE((*s)->Read("Patient", "after").ok());
+  // Their index rows went in 32 to a statement: each is found, and only its own.
+  for (int i : {0, 31, 32, 4321, 4999}) {
+    auto page = (*s)->Search({.type = "Patient", .criteria = {Token("identifier", "H" + std::to_string(i))}});
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->resources.size(), 1u) << i;
+    EXPECT_EQ(page->resources[0].id, "h" + std::to_string(i));
+  }
+  auto dated = (*s)->Search({.type = "Patient", .criteria = {Date("birthdate", Prefix::kEq, 0, kMicrosPerDay - 1)},
+                             .total = TotalMode::kAccurate});
+  ASSERT_TRUE(dated.ok());
+  EXPECT_EQ(*dated->total, 5001);
 }
 
 // ---- schema 2 → 3 ----
