@@ -61,7 +61,9 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     std::printf("rhip mllp listening on %s:%d\n", f.bind.c_str(), mllp->port());
   }
   // FHIR Bulk Data ($export, $import) under DATA/bulk; $import reads server-side files only from DATA/import.
-  ingest::BulkData bulk(store, {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
+  ingest::BulkData bulk(store, {.dir = f.data + "/bulk",
+                               .import_root = f.data + "/import",
+                               .on_written = [&empi](const std::vector<store::ResourceVersion>& batch) { empi.OnWrittenBatch(batch); }});
   http::ServeOptions o;
   o.fhir.operations = bulk.Operations();
   o.fhir.operations.push_back(empi.MatchOperation());

@@ -179,10 +179,12 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
       }
       int64_t created = 0, updated = 0, unchanged = 0;
       std::map<std::string, int64_t> per_type;
+      std::vector<store::ResourceVersion> written;
       const Micros now = NowMicros();
       Status st = store.Write([&](store::WriteTransaction& tx) -> Status {
         created = updated = unchanged = 0;
         per_type.clear();
+        written.clear();
         for (Prepared& p : ready) {
           ASSIGN_OR_RETURN(auto cur, tx.Current(p.type, p.id));
           int64_t version = 1;
@@ -212,9 +214,11 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
           RETURN_IF_ERROR(tx.Put(put));
           (version == 1 ? created : updated) += 1;
           per_type[p.type] += 1;
+          if (options.on_written) written.push_back({put.type, put.id, version, now, false, "PUT", std::move(put.json)});
         }
         return Status::Ok();
       });
+      if (st.ok() && options.on_written && !written.empty()) options.on_written(written);
       std::lock_guard lock(mu);
       if (!st.ok()) {
         if (first_store_error.ok()) first_store_error = st;

@@ -417,6 +417,22 @@ StatusOr<std::string> EmpiService::Impl::Submit(std::function<StatusOr<std::stri
   return job.result;
 }
 
+Status EmpiService::Impl::SubmitAll(std::vector<std::function<StatusOr<std::string>(Batch&)>> fns, bool wait_durable) {
+  std::vector<Job> jobs(fns.size());
+  std::unique_lock lock(q_mu);
+  if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
+  for (size_t i = 0; i < fns.size(); ++i) {
+    jobs[i].fn = std::move(fns[i]);
+    jobs[i].wait_durable = wait_durable;
+    queue.push_back(&jobs[i]);
+  }
+  q_cv.notify_one();
+  done_cv.wait(lock, [&] { return std::all_of(jobs.begin(), jobs.end(), [](const Job& j) { return j.done; }); });
+  for (const Job& j : jobs)
+    if (!j.result.ok()) return j.result.status();
+  return Status::Ok();
+}
+
 void EmpiService::Impl::LinkerLoop() {
   for (;;) {
     std::vector<Job*> batch;
@@ -629,6 +645,37 @@ void EmpiService::OnWritten(const store::ResourceVersion& v) {
 Status EmpiService::Flush() {
   // A job of its own waits for durability; the linker runs batches in order.
   return impl_->Submit([](Batch&) -> StatusOr<std::string> { return std::string(); }, true).status();
+}
+
+void EmpiService::OnWrittenBatch(const std::vector<store::ResourceVersion>& written) {
+  Impl& m = *impl_;
+  std::vector<std::function<StatusOr<std::string>(Batch&)>> jobs;
+  for (const auto& v : written) {
+    if (v.type != "Patient") continue;
+    if (v.deleted) {
+      index_->Remove(v.id);
+      jobs.push_back([&m, id = v.id](Batch& b) -> StatusOr<std::string> {
+        m.Forget(b, id);
+        return std::string();
+      });
+      continue;
+    }
+    auto r = RecordFromPatientJson(v.json);
+    if (!r.ok()) continue;
+    if (r->replaced_by.empty()) {
+      index_->Upsert(*r);
+    } else {
+      index_->Remove(r->id);
+    }
+    jobs.push_back([&m, rec = std::move(*r)](Batch& b) -> StatusOr<std::string> {
+      m.Relink(b, rec);
+      return std::string();
+    });
+  }
+  if (jobs.empty()) return;
+  const size_t n = jobs.size();
+  if (Status st = m.SubmitAll(std::move(jobs), m.options.wait_for_person_write); !st.ok())
+    log::Warn("empi: {} imported Patients not linked now ({}); they are linked at the next start", n, st.message());
 }
 
 const PersonDirectory& EmpiService::directory() const { return *impl_; }

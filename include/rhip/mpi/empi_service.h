@@ -93,6 +93,8 @@ class EmpiService {
   void Stop();
 
   void OnWritten(const store::ResourceVersion& written);
+  // The same for a committed batch (an $import's), waiting once for all of them.
+  void OnWrittenBatch(const std::vector<store::ResourceVersion>& written);
   // Returns once every decision made so far is durable (the Person resources written).
   Status Flush();
   Status ExpandSearch(store::SearchQuery& query) const;
