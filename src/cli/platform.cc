@@ -51,6 +51,8 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     inbox = std::move(*opened);
     fhir::FhirServiceOptions hl7_options;
     fhir_options(hl7_options);
+    // The appliers run in the background after the ACK: they need not wait for the Person write.
+    hl7_options.on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v, /*wait_for_person_write=*/false); };
     hl7_fhir = fhir::NewFhirService(store, hl7_options);
     hl7 = std::make_unique<ingest::Hl7Processor>(store, hl7_fhir.get(),
                                                  ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
