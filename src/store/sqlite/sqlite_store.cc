@@ -1000,7 +1000,7 @@ class SqliteStore : public Store {
     if (!c) return Unavailable();
     // A statement of its own (not the connection's cache): `fn` may read through the same store.
     sqlite3_stmt* raw = nullptr;
-    const char* sql = "SELECT type, id, version, last_updated, deleted, json FROM resource WHERE type = ? AND deleted = 0 ORDER BY pk";
+    const char* sql = "SELECT type, id, version, last_updated, deleted, json FROM resource WHERE type = ? AND deleted = 0 ORDER BY id";  // the (type, id) key: no sort
     if (sqlite3_prepare_v2(c->raw(), sql, -1, &raw, nullptr) != SQLITE_OK)
       return Status(StatusCode::kInternal, std::string("store: ") + sqlite3_errmsg(c->raw()));
     Stmt s(c->raw(), raw);
