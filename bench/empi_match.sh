@@ -21,20 +21,20 @@ if [ ! -f "$WORK/data/.loaded" ]; then
   /usr/bin/time -f "import: %e s wall, %M KB peak RSS" "$RHIP" import --data "$WORK/data" "$PATIENTS" | tail -2
   touch "$WORK/data/.loaded"
 fi
+shuf -n 2000 --random-source=<(yes) "$PATIENTS" > "$WORK/sample.ndjson"
 node -e '
   const fs = require("fs");
   const lines = fs.readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean);
-  let seed = 5; const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const bodies = [];
-  for (let i = 0; i < 2000; ++i) {
-    const p = JSON.parse(lines[Math.floor(rnd() * lines.length)]);
+  for (const line of lines) {
+    const p = JSON.parse(line);
     const q = { resourceType: "Patient", name: p.name, gender: p.gender, birthDate: p.birthDate, address: p.address };
     bodies.push(JSON.stringify({ resourceType: "Parameters", parameter: [{ name: "resource", resource: q }, { name: "count", valueInteger: 10 }] }));
   }
   fs.writeFileSync(process.argv[2], "local bodies = " + JSON.stringify(bodies).replace(/^\[/, "{").replace(/\]$/, "}") +
     "\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"POST\", \"/fhir/Patient/$match\", " +
     "{[\"Content-Type\"] = \"application/fhir+json\"}, bodies[i % #bodies + 1])\nend\n");
-' "$PATIENTS" "$WORK/match.lua"
+' "$WORK/sample.ndjson" "$WORK/match.lua"
 cat bench/lua/report.lua >> "$WORK/match.lua"
 printf 'request = function() return wrk.format("GET", "/healthz") end\n' > "$WORK/healthz.lua"
 cat bench/lua/report.lua >> "$WORK/healthz.lua"
@@ -49,3 +49,6 @@ grep VmHWM "/proc/$PID/status"
 for s in healthz match; do
   echo "$s: $(wrk -t2 -c8 -d"${DURATION}s" --latency -s "$WORK/$s.lua" "http://127.0.0.1:$PORT" | grep '^RESULT')"
 done
+kill $PID; wait $PID 2>/dev/null || true
+# The same queries through the FHIR service in one process: service time without HTTP or queueing.
+"$RHIP" bench empi-match --data "$WORK/data" --queries "$WORK/sample.ndjson" --rounds 3

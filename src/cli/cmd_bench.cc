@@ -13,8 +13,16 @@
 #include <random>
 #include <string>
 
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <vector>
+
 #include "cli/command.h"
 #include "rhip/core/id_card.h"
+#include "rhip/fhir/json.h"
+#include "rhip/fhir/rest.h"
+#include "rhip/mpi/empi_service.h"
 
 namespace rhip::cli {
 namespace {
@@ -132,8 +140,73 @@ int RunFhirData(const BenchDataFlags& f) {
   return 0;
 }
 
+struct EmpiMatchFlags {
+  std::string data, queries;
+  int rounds = 3;
+};
+
+// Patient/$match through the FHIR service (parse, match, read the matched
+// Patients from the store, write the Bundle) over a data folder's store with the
+// EMPI loaded: the service time of each request, without HTTP or queueing.
+int RunEmpiMatch(const EmpiMatchFlags& f) {
+  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .read_connections = 2, .create_if_missing = false});
+  if (!store.ok()) return Fail("bench empi-match", store.status().ToString());
+  const auto t0 = std::chrono::steady_clock::now();
+  mpi::EmpiService empi(store->get());
+  if (Status st = empi.Load(); !st.ok()) return Fail("bench empi-match", st.ToString());
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fhir::FhirServiceOptions o;
+  o.operations.push_back(empi.MatchOperation());
+  auto svc = fhir::NewFhirService(store->get(), o);
+  std::ifstream in(f.queries);
+  if (!in) return Fail("bench empi-match", "cannot read " + f.queries);
+  std::vector<std::string> bodies;
+  for (std::string line; std::getline(in, line);) {
+    auto doc = fhir::ParseJson(line);
+    if (!doc.ok() || !doc->IsObject()) continue;
+    // Another institution's registration of the person: name, sex, birth date, address; no identifier, no phone.
+    for (const char* k : {"id", "identifier", "telecom", "meta"}) doc->RemoveMember(k);
+    bodies.push_back(R"({"resourceType":"Parameters","parameter":[{"name":"resource","resource":)" + fhir::WriteJson(*doc) +
+                     R"(},{"name":"count","valueInteger":10}]})");
+  }
+  if (bodies.empty()) return Fail("bench empi-match", f.queries + " holds no Patient");
+  std::vector<double> ms;
+  int64_t found = 0;
+  for (int round = 0; round < f.rounds; ++round) {
+    for (const auto& body : bodies) {
+      fhir::RestRequest r;
+      r.method = "POST";
+      r.path = "Patient/$match";
+      r.body = body;
+      r.base_url = "http://bench/fhir";
+      const auto a = std::chrono::steady_clock::now();
+      fhir::RestResponse resp = svc->Handle(r);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+      if (resp.status != 200) return Fail("bench empi-match", "$match answered " + std::to_string(resp.status) + ": " + resp.body);
+      found += resp.body.find("\"certain\"") != std::string::npos;
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("EMPI loaded in %.1f s: %zu Patient records indexed, index %.0f MB\n", load_s, empi.index().size(),
+              static_cast<double>(empi.index().MemoryBytes()) / 1e6);
+  std::printf("$match through the FHIR service, %zu requests (%zu queries x %d): p50 %.3f ms, p99 %.3f ms, max %.3f ms; "
+              "a certain match in %.1f %%\n",
+              ms.size(), bodies.size(), f.rounds, ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.back(),
+              100.0 * static_cast<double>(found) / static_cast<double>(ms.size()));
+  empi.Stop();
+  return (*store)->Close().ok() ? 0 : 1;
+}
+
 RunFn Setup(CLI::App& sub) {
   sub.require_subcommand(1);
+  auto* em = sub.add_subcommand("empi-match", "Patient/$match service time over a data folder's store (EMPI loaded)");
+  auto ef = std::make_shared<EmpiMatchFlags>();
+  em->add_option("--data", ef->data, "data folder holding rhip.db")->required()->check(CLI::ExistingDirectory);
+  em->add_option("--queries", ef->queries, "FHIR Patient NDJSON: each line becomes a query (identifiers and phones removed)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  em->add_option("--rounds", ef->rounds, "times each query is sent")->check(CLI::Range(1, 100));
+  em->footer("Example:\n  shuf -n 2000 region/fhir/Patient.ndjson > q.ndjson\n  rhip bench empi-match --data data/region --queries q.ndjson");
   auto* data = sub.add_subcommand("fhir-data", "write a deterministic NDJSON load (Patient:Encounter:Observation = 1:3:6)");
   auto f = std::make_shared<BenchDataFlags>();
   data->add_option("--out", f->out, "output folder")->required();
@@ -141,8 +214,9 @@ RunFn Setup(CLI::App& sub) {
       ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
   data->footer("Example:\n  rhip bench fhir-data --out /tmp/load --patients 100000   # 1,000,000 resources");
   sub.footer("Example:\n  rhip bench fhir-data --out /tmp/load --patients 100000\n  see bench/README.md");
-  return [f, data] {
+  return [f, data, ef, em] {
     if (data->parsed()) return RunFhirData(*f);
+    if (em->parsed()) return RunEmpiMatch(*ef);
     return 1;
   };
 }

@@ -42,9 +42,8 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   // reason about "the same resident" take empi.directory() (mpi::PersonDirectory).
   mpi::EmpiService empi(store);
   if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
-  // Security: token keys (DATA/keys), accounts (DATA/accounts.json), the audit log
-  // (DATA/audit.db) and the facts of authorization: care relationships, and the
-  // EMPI's directory for "the same person".
+  // Security: token keys (DATA/keys), accounts (DATA/accounts.json), the facts of
+  // authorization (care relationships; who is whom from the EMPI) and the audit log.
   auto gate = security::Gate::Open({.data_dir = f.data, .store = store, .persons = &empi.directory(),
                                     .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit}});
   if (!gate.ok()) return Fail(command, gate.status().ToString());
@@ -76,6 +75,8 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     inbox = std::move(*opened);
     fhir::FhirServiceOptions hl7_options;
     fhir_options(hl7_options);
+    // The appliers run in the background after the ACK: they need not wait for the Person write.
+    hl7_options.on_written = [&empi](const store::ResourceVersion& v) { empi.OnWritten(v, /*wait_for_person_write=*/false); };
     hl7_fhir = fhir::NewFhirService(store, hl7_options);
     hl7 = std::make_unique<ingest::Hl7Processor>(store, hl7_fhir.get(),
                                                  ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
@@ -86,7 +87,9 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     std::printf("rhip mllp listening on %s:%d\n", f.bind.c_str(), mllp->port());
   }
   // FHIR Bulk Data ($export, $import) under DATA/bulk; $import reads server-side files only from DATA/import.
-  ingest::BulkData bulk(store, {.dir = f.data + "/bulk", .import_root = f.data + "/import"});
+  ingest::BulkData bulk(store, {.dir = f.data + "/bulk",
+                               .import_root = f.data + "/import",
+                               .on_written = [&empi](const std::vector<store::ResourceVersion>& batch) { empi.OnWrittenBatch(batch); }});
   http::ServeOptions o;
   o.fhir.operations = bulk.Operations();
   o.fhir.operations.push_back(empi.MatchOperation());

@@ -642,10 +642,12 @@ class Service : public FhirService {
                                                                                                   : Handling::kLenient;
     auto parsed = ParseSearch(type, params, handling, options_.default_page_size, options_.max_page_size);
     if (!parsed.ok()) return ErrorResponse(parsed.status());
+    // Widen first (the EMPI: a person-level identifier finds the person's records at
+    // every institution), then narrow to what the caller may see: authorization has
+    // the last word on the query.
     if (options_.expand_search) {
       if (Status st = options_.expand_search(parsed->query); !st.ok()) return ErrorResponse(st);
     }
-    // After the EMPI's expansion: narrowing must restrict the query as it will run.
     if (req.access)
       if (Status st = req.access->OnSearch(parsed->query); !st.ok()) return ErrorResponse(st);
     auto page = store_->Search(parsed->query);

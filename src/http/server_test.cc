@@ -398,6 +398,30 @@ TEST(PlatformRouter, StaticFilesWithSecurityHeadersAndNoTraversal) {
   std::filesystem::remove_all(dir);
 }
 
+// A write waiting on the store (here: on a read that must come first) sits on the
+// blocking pool, not on an I/O thread: with one I/O thread the read still gets through.
+TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
+  std::promise<void> read_done;
+  std::shared_future<void> done = read_done.get_future().share();
+  Router r;
+  r.Add("POST", "/slow", [done](const HttpRequest&) {
+    const bool ok = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    return HttpResponse::Json(ok ? 201 : 500, "{}");
+  });
+  r.Add("GET", "/fast", [&read_done](const HttpRequest&) {
+    read_done.set_value();
+    return HttpResponse::Json(200, "{}");
+  });
+  ServerOptions o;
+  o.threads = 1;
+  RunningServer server(o, std::move(r));
+  Client writer(server.port());
+  writer.SendRaw("POST /slow HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+  Client reader(server.port());
+  EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(writer.ReadResponse().rfind("HTTP/1.1 201", 0), 0u);
+}
+
 TEST(PlatformRouter, RateLimitsEachClientAndTellsItWhenToRetry) {
   auto store = store::OpenStore({.url = "sqlite::memory:"});
   ASSERT_TRUE(store.ok());
@@ -459,30 +483,6 @@ TEST(PlatformRouter, DeeplyNestedJsonIsRefusedBeforeItReachesTheStore) {
   EXPECT_NE(r.find("400"), std::string::npos) << r.substr(0, 300);
   EXPECT_NE(r.find("deep"), std::string::npos) << r.substr(0, 400);
   EXPECT_EQ(*(*store)->Count("Patient"), 0);
-}
-
-// A write waiting on the store (here: on a read that must come first) sits on the
-// blocking pool, not on an I/O thread: with one I/O thread the read still gets through.
-TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
-  std::promise<void> read_done;
-  std::shared_future<void> done = read_done.get_future().share();
-  Router r;
-  r.Add("POST", "/slow", [done](const HttpRequest&) {
-    const bool ok = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-    return HttpResponse::Json(ok ? 201 : 500, "{}");
-  });
-  r.Add("GET", "/fast", [&read_done](const HttpRequest&) {
-    read_done.set_value();
-    return HttpResponse::Json(200, "{}");
-  });
-  ServerOptions o;
-  o.threads = 1;
-  RunningServer server(o, std::move(r));
-  Client writer(server.port());
-  writer.SendRaw("POST /slow HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
-  Client reader(server.port());
-  EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
-  EXPECT_EQ(writer.ReadResponse().rfind("HTTP/1.1 201", 0), 0u);
 }
 
 }  // namespace

@@ -436,6 +436,7 @@ struct BulkData::Impl {
     job->thread = std::thread([this, job, paths] {
       ImportOptions o;
       o.threads = 2;
+      o.on_written = options.on_written;
       auto s = ImportNdjson(*store, paths, o, [&](const ImportProgress& p) {
         std::lock_guard lock(job->mu);
         job->progress = p.lines_done;

@@ -183,9 +183,11 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
       }
       int64_t created = 0, updated = 0, unchanged = 0;
       std::map<std::string, int64_t> per_type;
+      std::vector<store::ResourceVersion> written;
       Status st = store.Write([&](store::WriteTransaction& tx) -> Status {
         created = updated = unchanged = 0;
         per_type.clear();
+        written.clear();
         for (Prepared& p : ready) {
           store::PutRequest put;
           put.type = std::move(p.type);
@@ -200,6 +202,7 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
           if (created_now.ok()) {
             ++created;
             per_type[put.type] += 1;
+            if (options.on_written) written.push_back({put.type, put.id, 1, now, false, "PUT", std::move(put.json)});
             continue;
           }
           if (created_now.code() != StatusCode::kConflict) return created_now;
@@ -224,9 +227,12 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
           RETURN_IF_ERROR(tx.Put(put));
           ++updated;
           per_type[put.type] += 1;
+          if (options.on_written)
+            written.push_back({put.type, put.id, put.version, now, false, "PUT", std::move(put.json)});
         }
         return Status::Ok();
       });
+      if (st.ok() && options.on_written && !written.empty()) options.on_written(written);
       std::lock_guard lock(mu);
       if (!st.ok()) {
         if (first_store_error.ok()) first_store_error = st;

@@ -108,6 +108,8 @@ struct EmpiService::Impl : public PersonDirectory {
   // Decides every job, calls `decided` (the decisions are visible), then writes them in one transaction.
   [[nodiscard]] Status ProcessBatch(const std::vector<internal::Job*>& jobs, const std::function<void()>& decided = nullptr);
   StatusOr<std::string> Submit(std::function<StatusOr<std::string>(Batch&)> fn, bool wait_durable = true);
+  // Queues every function and waits for all of them; the first error, if any.
+  Status SubmitAll(std::vector<std::function<StatusOr<std::string>(Batch&)>> fns, bool wait_durable);
   void LinkerLoop();
 };
 

@@ -351,14 +351,25 @@ Status EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs, const std:
     }
   }
   if (decided) decided();
-  // The Person resources are built outside the lock and outside the store's writer thread.
-  for (Dirty& d : dirty) {
-    auto doc = fhir::ParseJson(PersonJson(d.state));
-    if (!doc.ok()) continue;  // PersonJson writes valid JSON
-    const int64_t version = d.state.version + 1;
-    fhir::SetVersionMeta(*doc, version, b.now);
-    d.put = {.type = "Person", .id = d.state.id, .version = version, .last_updated = b.now,
-             .method = version == 1 ? "POST" : "PUT", .json = fhir::WriteJson(*doc), .index = fhir::ExtractIndex(*doc, "Person")};
+  // The Person resources are built outside the lock and outside the store's writer
+  // thread; a big batch (a start linking an import) on both cores.
+  auto build = [&](size_t first, size_t step) {
+    for (size_t i = first; i < dirty.size(); i += step) {
+      Dirty& d = dirty[i];
+      auto doc = fhir::ParseJson(PersonJson(d.state));
+      if (!doc.ok()) continue;  // PersonJson writes valid JSON
+      const int64_t version = d.state.version + 1;
+      fhir::SetVersionMeta(*doc, version, b.now);
+      d.put = {.type = "Person", .id = d.state.id, .version = version, .last_updated = b.now,
+               .method = version == 1 ? "POST" : "PUT", .json = fhir::WriteJson(*doc), .index = fhir::ExtractIndex(*doc, "Person")};
+    }
+  };
+  if (dirty.size() >= 128) {
+    std::thread other(build, 1, 2);
+    build(0, 2);
+    other.join();
+  } else {
+    build(0, 1);
   }
   Status st;
   if (!dirty.empty() || !b.reviews.empty()) {
@@ -415,6 +426,22 @@ StatusOr<std::string> EmpiService::Impl::Submit(std::function<StatusOr<std::stri
   q_cv.notify_one();
   done_cv.wait(lock, [&] { return job.done; });
   return job.result;
+}
+
+Status EmpiService::Impl::SubmitAll(std::vector<std::function<StatusOr<std::string>(Batch&)>> fns, bool wait_durable) {
+  std::vector<Job> jobs(fns.size());
+  std::unique_lock lock(q_mu);
+  if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
+  for (size_t i = 0; i < fns.size(); ++i) {
+    jobs[i].fn = std::move(fns[i]);
+    jobs[i].wait_durable = wait_durable;
+    queue.push_back(&jobs[i]);
+  }
+  q_cv.notify_one();
+  done_cv.wait(lock, [&] { return std::all_of(jobs.begin(), jobs.end(), [](const Job& j) { return j.done; }); });
+  for (const Job& j : jobs)
+    if (!j.result.ok()) return j.result.status();
+  return Status::Ok();
 }
 
 void EmpiService::Impl::LinkerLoop() {
@@ -543,24 +570,41 @@ Status EmpiService::Load() {
   std::vector<PatientRecord> unlinked;
   std::unordered_set<std::string> present;
   int64_t indexed = 0, unreadable = 0;
-  RETURN_IF_ERROR(store_->Scan("Patient", [&](const store::ResourceVersion& v) {
-    auto r = RecordFromPatientJson(v.json);
-    if (!r.ok()) {
-      ++unreadable;
-      return Status::Ok();
-    }
-    present.insert(r->id);
-    if (r->replaced_by.empty()) index_->Upsert(*r);
-    ++indexed;
+  // Parsing and normalizing is most of the work: chunks of records on both cores.
+  std::vector<std::string> chunk;
+  auto flush = [&] {
+    std::vector<std::optional<PatientRecord>> parsed(chunk.size());
+    auto parse = [&](size_t first) {
+      for (size_t i = first; i < chunk.size(); i += 2)
+        if (auto r = RecordFromPatientJson(chunk[i]); r.ok()) parsed[i] = std::move(*r);
+    };
+    std::thread other(parse, 1);
+    parse(0);
+    other.join();
     std::unique_lock lock(m.mu);
-    auto it = m.records.find(r->id);
-    if (it == m.records.end()) {
-      unlinked.push_back(std::move(*r));
-    } else {
-      it->second.valid_id = ValidIdOf(*r);
+    for (auto& r : parsed) {
+      if (!r) {
+        ++unreadable;
+        continue;
+      }
+      present.insert(r->id);
+      if (r->replaced_by.empty()) index_->Upsert(*r);
+      ++indexed;
+      auto it = m.records.find(r->id);
+      if (it == m.records.end()) {
+        unlinked.push_back(std::move(*r));
+      } else {
+        it->second.valid_id = ValidIdOf(*r);
+      }
     }
+    chunk.clear();
+  };
+  RETURN_IF_ERROR(store_->Scan("Patient", [&](const store::ResourceVersion& v) {
+    chunk.push_back(v.json);
+    if (chunk.size() == 4096) flush();
     return Status::Ok();
   }));
+  flush();
   std::vector<std::string> gone;
   {
     std::shared_lock lock(m.mu);
@@ -596,7 +640,9 @@ Status EmpiService::Load() {
   return Status::Ok();
 }
 
-void EmpiService::OnWritten(const store::ResourceVersion& v) {
+void EmpiService::OnWritten(const store::ResourceVersion& v) { OnWritten(v, impl_->options.wait_for_person_write); }
+
+void EmpiService::OnWritten(const store::ResourceVersion& v, bool wait_for_person_write) {
   if (v.type != "Patient") return;
   Impl& m = *impl_;
   StatusOr<std::string> done = std::string();
@@ -607,7 +653,7 @@ void EmpiService::OnWritten(const store::ResourceVersion& v) {
           m.Forget(b, id);
           return std::string();
         },
-        impl_->options.wait_for_person_write);
+        wait_for_person_write);
   } else {
     auto r = RecordFromPatientJson(v.json);
     if (!r.ok()) return;
@@ -621,7 +667,7 @@ void EmpiService::OnWritten(const store::ResourceVersion& v) {
           m.Relink(b, rec);
           return std::string();
         },
-        impl_->options.wait_for_person_write);
+        wait_for_person_write);
   }
   if (!done.ok()) log::Warn("empi: Patient/{} not linked now ({}); it is linked at the next start", v.id, done.status().message());
 }
@@ -629,6 +675,37 @@ void EmpiService::OnWritten(const store::ResourceVersion& v) {
 Status EmpiService::Flush() {
   // A job of its own waits for durability; the linker runs batches in order.
   return impl_->Submit([](Batch&) -> StatusOr<std::string> { return std::string(); }, true).status();
+}
+
+void EmpiService::OnWrittenBatch(const std::vector<store::ResourceVersion>& written) {
+  Impl& m = *impl_;
+  std::vector<std::function<StatusOr<std::string>(Batch&)>> jobs;
+  for (const auto& v : written) {
+    if (v.type != "Patient") continue;
+    if (v.deleted) {
+      index_->Remove(v.id);
+      jobs.push_back([&m, id = v.id](Batch& b) -> StatusOr<std::string> {
+        m.Forget(b, id);
+        return std::string();
+      });
+      continue;
+    }
+    auto r = RecordFromPatientJson(v.json);
+    if (!r.ok()) continue;
+    if (r->replaced_by.empty()) {
+      index_->Upsert(*r);
+    } else {
+      index_->Remove(r->id);
+    }
+    jobs.push_back([&m, rec = std::move(*r)](Batch& b) -> StatusOr<std::string> {
+      m.Relink(b, rec);
+      return std::string();
+    });
+  }
+  if (jobs.empty()) return;
+  const size_t n = jobs.size();
+  if (Status st = m.SubmitAll(std::move(jobs), m.options.wait_for_person_write); !st.ok())
+    log::Warn("empi: {} imported Patients not linked now ({}); they are linked at the next start", n, st.message());
 }
 
 const PersonDirectory& EmpiService::directory() const { return *impl_; }

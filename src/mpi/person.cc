@@ -52,19 +52,24 @@ LinkMethod ParseMethod(std::string_view s) {
 void WriteLink(Writer& w, const PersonLink& l, bool extensions) {
   w.StartObject();
   if (extensions) {
-    w.Key("extension");
-    w.StartArray();
-    w.StartObject();
-    Str(w, "url", kLinkMethodUrl);
-    Str(w, "valueCode", LinkMethodCode(l.method));
-    w.EndObject();
-    for (const auto& code : QualityFlagCodes(l.flags)) {
-      w.StartObject();
-      Str(w, "url", kRecordQualityUrl);
-      Str(w, "valueCode", code);
-      w.EndObject();
+    // Most links are automatic and unflagged: they carry no extension (the default method is auto).
+    if (l.method != LinkMethod::kAuto || l.flags) {
+      w.Key("extension");
+      w.StartArray();
+      if (l.method != LinkMethod::kAuto) {
+        w.StartObject();
+        Str(w, "url", kLinkMethodUrl);
+        Str(w, "valueCode", LinkMethodCode(l.method));
+        w.EndObject();
+      }
+      for (const auto& code : QualityFlagCodes(l.flags)) {
+        w.StartObject();
+        Str(w, "url", kRecordQualityUrl);
+        Str(w, "valueCode", code);
+        w.EndObject();
+      }
+      w.EndArray();
     }
-    w.EndArray();
     w.Key("target");
     w.StartObject();
     Str(w, "reference", "Patient/" + l.patient);

@@ -31,7 +31,7 @@ async function fhir(method, path, body) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 async function api(method, path, body) {
-  const res = await fetch(server.base + '/api/mpi/' + path, {
+  const res = await server.fetch(server.base + '/api/mpi/' + path, {
     method,
     headers: { 'content-type': 'application/json', Authorization: `Bearer ${stewardToken()}` },
     body: body ? JSON.stringify(body) : undefined,
@@ -100,6 +100,25 @@ test('a gray-zone pair waits in the review queue with its explanation; the stewa
   assert.equal(again.status, 409);
   const trail = await api('GET', `persons/${await personOf(x)}/trail`);
   assert.ok(trail.body.changes.some((c) => c.action === 'review-link' && c.actor === 'steward-li'));
+});
+
+test('Patients loaded by Bulk Data $import are linked as they commit', async () => {
+  const idNumber = id18('33040219660606043');
+  const lines = [
+    { ...patient('330402-H01', 'BI-1', { name: '胡艳', birth: '1966-06-06', gender: 'female', idNumber }), id: 'bulk-1' },
+    { ...patient('330483-T03', 'BI-2', { name: '胡艳', birth: '1966-06-06', gender: 'female', idNumber, county: '330483' }), id: 'bulk-2' },
+  ].map((p) => JSON.stringify(p)).join('\n');
+  const res = await server.fetch(server.fhir + '/$import', {
+    method: 'POST',
+    headers: { 'content-type': 'application/fhir+ndjson', prefer: 'respond-async' },
+    body: lines,
+  });
+  assert.equal(res.status, 202, await res.text());
+  const poll = res.headers.get('content-location');
+  await waitFor(async () => (await server.fetch(poll)).status === 200, 'the import job');
+  const person = await personOf('bulk-1');
+  assert.ok(person);
+  assert.equal(await personOf('bulk-2'), person);
 });
 
 // HL7 v2 over MLLP, one message per connection; resolves with the ACK text.

@@ -25,6 +25,7 @@
 //   o.operations = bulk.Operations();
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,6 +40,8 @@ struct BulkDataOptions {
   std::string dir;          // where export files and uploaded import bodies go
   std::string import_root;  // the only folder $import may read server-side files from
   int max_jobs = 8;         // running at once; more get 429
+  // Called after each committed batch of an $import (ImportOptions.on_written), e.g. the EMPI.
+  std::function<void(const std::vector<store::ResourceVersion>&)> on_written;
 };
 
 class BulkData {

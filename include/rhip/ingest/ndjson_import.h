@@ -32,6 +32,9 @@ struct ImportOptions {
   int batch_size = 10000;     // resources per transaction (larger: fewer index pages rewritten per row)
   int64_t max_errors = 1000;  // stop after this many bad lines
   bool validate = true;
+  // Called after each committed batch with the versions it wrote (not the unchanged
+  // ones), e.g. so that the EMPI links imported Patients at once.
+  std::function<void(const std::vector<store::ResourceVersion>&)> on_written;
 };
 
 struct ImportError {

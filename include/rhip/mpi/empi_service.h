@@ -93,6 +93,11 @@ class EmpiService {
   void Stop();
 
   void OnWritten(const store::ResourceVersion& written);
+  // The same, choosing whether to wait for the Person write (background writers,
+  // such as the HL7 appliers, need not: nobody waits for their answer).
+  void OnWritten(const store::ResourceVersion& written, bool wait_for_person_write);
+  // The same for a committed batch (an $import's), waiting once for all of them.
+  void OnWrittenBatch(const std::vector<store::ResourceVersion>& written);
   // Returns once every decision made so far is durable (the Person resources written).
   Status Flush();
   Status ExpandSearch(store::SearchQuery& query) const;

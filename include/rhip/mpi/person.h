@@ -11,7 +11,7 @@
 //   identifier  urn:oid:2.16.156.10011.1.2 | <person id>
 //   active      false once merged into another person (link → Person/<survivor>)
 //   link[]      target Patient/<id>, assurance level1-4 (see Assurance), with
-//               extensions for how the link was made and the record's data-quality flags
+//               extensions for how the link was made (absent: auto) and the record's data-quality flags
 //   meta.tag    http://rhip.health/CodeSystem/mpi-flag|data-quality when a record is flagged
 //
 // Thread-safety: values and pure functions.

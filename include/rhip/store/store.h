@@ -208,7 +208,7 @@ class Store {
   // std::nullopt when no review has this id.
   virtual StatusOr<std::optional<MatchReview>> ReadReview(int64_t id) = 0;
 
-  // Every current (not deleted) resource of a type, in storage order, streamed to
+  // Every current (not deleted) resource of a type, in id order, streamed to
   // `fn` (which may stop the scan by returning an error, returned unchanged).
   // For loading indexes and exports: unlike paging a search, cost grows linearly.
   virtual Status Scan(std::string_view type, const std::function<Status(const ResourceVersion&)>& fn) = 0;

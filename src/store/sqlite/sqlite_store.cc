@@ -435,6 +435,10 @@ struct WriterStatements {
   Stmt* insert_version = nullptr;
   Stmt* archive_json = nullptr;  // the superseded version's row gets its JSON
   Stmt* insert_row[static_cast<int>(IndexTable::kCount)] = {};
+  // kInsertChunk rows per statement: a sorted run of inserts costs one statement
+  // execution per chunk instead of one per row.
+  static constexpr int kInsertChunk = 32;
+  Stmt* insert_many[static_cast<int>(IndexTable::kCount)] = {};
   Stmt* delete_row[static_cast<int>(IndexTable::kCount)] = {};
 
   Status Prepare(Db& db) {
@@ -478,41 +482,51 @@ struct WriterStatements {
     for (int i = 0; i < static_cast<int>(IndexTable::kCount); ++i) {
       ASSIGN_OR_RETURN(insert_row[i], db.Prepare(kInsert[i]));
       ASSIGN_OR_RETURN(delete_row[i], db.Prepare(kDelete[i]));
+      std::string many = kInsert[i];
+      const std::string tuple = many.substr(many.find("VALUES ") + 7);
+      for (int k = 1; k < kInsertChunk; ++k) many += ", " + tuple;
+      ASSIGN_OR_RETURN(insert_many[i], db.Prepare(many));
     }
     return Status::Ok();
   }
 };
 
-// Binds an index entry to an insert or delete statement of its table (the
-// column orders of kInsert and kDelete) and runs it.
-Status RunEntry(Stmt* s, const IndexEntry& e, int64_t res) {
-  s->Reset();
-  int i = 1;
-  if (e.table != IndexTable::kCompartment) s->Bind(i++, e.param);
+// Binds an index entry to statement parameters from *i on (the column orders of
+// kInsert and kDelete), advancing *i.
+Status BindEntry(Stmt* s, int* i, const IndexEntry& e, int64_t res) {
+  if (e.table != IndexTable::kCompartment) s->Bind((*i)++, e.param);
   switch (e.table) {
     case IndexTable::kString: case IndexTable::kToken: case IndexTable::kReference:
-      s->BindStatic(i++, e.s1);
-      s->BindStatic(i++, e.s2);
+      s->BindStatic((*i)++, e.s1);
+      s->BindStatic((*i)++, e.s2);
       break;
     case IndexTable::kDate:
-      s->Bind(i++, e.i1);
-      s->Bind(i++, e.i2);
+      s->Bind((*i)++, e.i1);
+      s->Bind((*i)++, e.i2);
       break;
     case IndexTable::kNumber:
-      s->Bind(i++, e.d);
+      s->Bind((*i)++, e.d);
       break;
     case IndexTable::kQuantity:
-      s->Bind(i++, e.d);
-      s->BindStatic(i++, e.s1);
-      s->BindStatic(i++, e.s2);
+      s->Bind((*i)++, e.d);
+      s->BindStatic((*i)++, e.s1);
+      s->BindStatic((*i)++, e.s2);
       break;
     case IndexTable::kUri: case IndexTable::kCompartment:
-      s->BindStatic(i++, e.s1);
+      s->BindStatic((*i)++, e.s1);
       break;
     case IndexTable::kCount:
       return Internal("store: bad index entry");
   }
-  s->Bind(i, res);
+  s->Bind((*i)++, res);
+  return Status::Ok();
+}
+
+// Runs one insert or delete of an index entry.
+Status RunEntry(Stmt* s, const IndexEntry& e, int64_t res) {
+  s->Reset();
+  int i = 1;
+  RETURN_IF_ERROR(BindEntry(s, &i, e, res));
   return s->Run();
 }
 
@@ -593,10 +607,25 @@ class Tx : public WriteTransaction {
       return a.order < b.order;
     });
     Status st;
-    for (const PendingRow& r : pending_) {
+    for (size_t k = 0; k < pending_.size() && st.ok();) {
+      const PendingRow& r = pending_[k];
       const int t = static_cast<int>(r.entry.table);
+      // A run of kInsertChunk inserts into one table (nothing else on those rows between them).
+      size_t run = 0;
+      while (r.insert && run < WriterStatements::kInsertChunk && k + run < pending_.size() &&
+             pending_[k + run].insert && pending_[k + run].entry.table == r.entry.table)
+        ++run;
+      if (run == WriterStatements::kInsertChunk) {
+        Stmt* many = q_->insert_many[t];
+        many->Reset();
+        int i = 1;
+        for (size_t j = k; j < k + run && st.ok(); ++j) st = BindEntry(many, &i, pending_[j].entry, pending_[j].res);
+        if (st.ok()) st = many->Run();
+        k += run;
+        continue;
+      }
       st = RunEntry(r.insert ? q_->insert_row[t] : q_->delete_row[t], r.entry, r.res);
-      if (!st.ok()) break;
+      ++k;
     }
     Discard();
     return st;
@@ -971,7 +1000,7 @@ class SqliteStore : public Store {
     if (!c) return Unavailable();
     // A statement of its own (not the connection's cache): `fn` may read through the same store.
     sqlite3_stmt* raw = nullptr;
-    const char* sql = "SELECT type, id, version, last_updated, deleted, json FROM resource WHERE type = ? AND deleted = 0 ORDER BY pk";
+    const char* sql = "SELECT type, id, version, last_updated, deleted, json FROM resource WHERE type = ? AND deleted = 0 ORDER BY id";  // the (type, id) key: no sort
     if (sqlite3_prepare_v2(c->raw(), sql, -1, &raw, nullptr) != SQLITE_OK)
       return Status(StatusCode::kInternal, std::string("store: ") + sqlite3_errmsg(c->raw()));
     Stmt s(c->raw(), raw);

@@ -4,7 +4,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "rhip/store/store.h"
@@ -109,6 +111,47 @@ void BM_RawSqliteInsertBatch1000(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 1000);
 }
 
+// Baseline for `rhip import` (bench/import.sh): the NDJSON lines of $RHIP_BENCH_NDJSON
+// (a folder, e.g. rhip gen's fhir/) into a plain table — one row per resource with
+// its (type, id) key, 10,000 per transaction, the store's pragmas — measured in the
+// same run as the import, so their ratio is what our versions and index cost.
+void BM_RawSqliteInsertNdjson(benchmark::State& state) {
+  const char* dir = std::getenv("RHIP_BENCH_NDJSON");
+  if (!dir) return state.SkipWithError("set RHIP_BENCH_NDJSON to a folder of *.ndjson");
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".ndjson") files.push_back(e.path());
+  int64_t rows = 0;
+  for (auto _ : state) {
+    sqlite3* db;
+    sqlite3_open(TempPath("rawndjson").c_str(), &db);
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+                     "CREATE TABLE r (pk INTEGER PRIMARY KEY, type TEXT, id TEXT, json TEXT, UNIQUE(type, id));",
+                 nullptr, nullptr, nullptr);
+    sqlite3_stmt* s;
+    sqlite3_prepare_v2(db, "INSERT INTO r (type, id, json) VALUES (?, ?, ?)", -1, &s, nullptr);
+    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    for (const auto& f : files) {
+      std::ifstream in(f);
+      const std::string type = f.stem().string();
+      std::string line;
+      for (int64_t n = 0; std::getline(in, line); ++n) {
+        const std::string id = std::to_string(n);
+        sqlite3_bind_text(s, 1, type.data(), static_cast<int>(type.size()), SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, line.data(), static_cast<int>(line.size()), SQLITE_STATIC);
+        sqlite3_step(s);
+        sqlite3_reset(s);
+        if (++rows % 10000 == 0) sqlite3_exec(db, "COMMIT; BEGIN", nullptr, nullptr, nullptr);
+      }
+    }
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+  }
+  state.SetItemsProcessed(rows);
+}
+
 void BM_StoreReadById(benchmark::State& state) {
   static std::unique_ptr<Store> store;
   if (state.thread_index() == 0) {
@@ -132,6 +175,7 @@ BENCHMARK(BM_StorePut16Threads)->Threads(16)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_StorePutBatch1000)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_RawSqliteInsertBatch1000)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_StoreReadById)->Threads(2)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_RawSqliteInsertNdjson)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace rhip::store

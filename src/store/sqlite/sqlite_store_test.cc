@@ -438,40 +438,6 @@ TEST(StoreMessages, InboundMessagesAreKeptByteForByteReplacedByKeyAndListedBySta
 namespace rhip::store {
 namespace {
 
-TEST_F(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
-  ASSERT_TRUE(Put(Patient("p1", 1, "m1", "zhang")).ok());
-  ASSERT_TRUE(Put(Patient("p2", 1, "m2", "zhang")).ok());
-  ASSERT_TRUE(Put(Observation("o1", "p1", 10, 1)).ok());
-  ASSERT_TRUE(Put(Observation("o2", "p2", 20, 2)).ok());
-  ASSERT_TRUE(Put(Observation("o3", "p1", 30, 3)).ok());
-  SearchQuery q;
-  q.type = "Observation";
-  q.total = TotalMode::kAccurate;
-  q.compartment = std::vector<std::string>{"p1"};
-  EXPECT_EQ(Ids(q), (std::vector<std::string>{"o1", "o3"}));
-  EXPECT_EQ(*store_->Search(q)->total, 2);
-  // with a driving criterion the restriction still holds
-  Criterion subject;
-  subject.param = "subject";
-  subject.type = ParamType::kReference;
-  SearchValue v;
-  v.target_type = "Patient";
-  v.target_id = "p2";
-  subject.values.push_back(v);
-  q.criteria.push_back(subject);
-  EXPECT_TRUE(Ids(q).empty());
-  q.criteria.clear();
-  // a Patient is in its own compartment; several patients; none
-  SearchQuery pq;
-  pq.type = "Patient";
-  pq.compartment = std::vector<std::string>{"p2", "nobody", "with\"quote"};
-  EXPECT_EQ(Ids(pq), (std::vector<std::string>{"p2"}));
-  pq.compartment = std::vector<std::string>{};
-  EXPECT_TRUE(Ids(pq).empty());
-  pq.compartment.reset();
-  EXPECT_EQ(Ids(pq).size(), 2u);
-}
-
 // ---- re-indexing through the index manifest ----
 
 TEST_F(StoreTest, UpdateReplacesExactlyTheChangedIndexRows) {
@@ -605,6 +571,17 @@ TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->json.size(), Patient("h4999", 1, "", "").json.size() + 3010);
   EXPECT_TRUE((*s)->Read("Patient", "after").ok());
+  // Their index rows went in 32 to a statement: each is found, and only its own.
+  for (int i : {0, 31, 32, 4321, 4999}) {
+    auto page = (*s)->Search({.type = "Patient", .criteria = {Token("identifier", "H" + std::to_string(i))}});
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->resources.size(), 1u) << i;
+    EXPECT_EQ(page->resources[0].id, "h" + std::to_string(i));
+  }
+  auto dated = (*s)->Search({.type = "Patient", .criteria = {Date("birthdate", Prefix::kEq, 0, kMicrosPerDay - 1)},
+                             .total = TotalMode::kAccurate});
+  ASSERT_TRUE(dated.ok());
+  EXPECT_EQ(*dated->total, 5001);
 }
 
 // ---- schema 2 → 3 ----
@@ -710,6 +687,40 @@ TEST_F(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
   ASSERT_EQ(store_->Reviews("no-link", 10, 0)->size(), 1u);
   EXPECT_EQ((*store_->Reviews("no-link", 10, 0))[0].steward, "s1");
   EXPECT_FALSE(store_->ReadReview(id + 100)->has_value());
+}
+
+TEST_F(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
+  ASSERT_TRUE(Put(Patient("p1", 1, "m1", "zhang")).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "m2", "zhang")).ok());
+  ASSERT_TRUE(Put(Observation("o1", "p1", 10, 1)).ok());
+  ASSERT_TRUE(Put(Observation("o2", "p2", 20, 2)).ok());
+  ASSERT_TRUE(Put(Observation("o3", "p1", 30, 3)).ok());
+  SearchQuery q;
+  q.type = "Observation";
+  q.total = TotalMode::kAccurate;
+  q.compartment = std::vector<std::string>{"p1"};
+  EXPECT_EQ(Ids(q), (std::vector<std::string>{"o1", "o3"}));
+  EXPECT_EQ(*store_->Search(q)->total, 2);
+  // with a driving criterion the restriction still holds
+  Criterion subject;
+  subject.param = "subject";
+  subject.type = ParamType::kReference;
+  SearchValue v;
+  v.target_type = "Patient";
+  v.target_id = "p2";
+  subject.values.push_back(v);
+  q.criteria.push_back(subject);
+  EXPECT_TRUE(Ids(q).empty());
+  q.criteria.clear();
+  // a Patient is in its own compartment; several patients; none
+  SearchQuery pq;
+  pq.type = "Patient";
+  pq.compartment = std::vector<std::string>{"p2", "nobody", "with\"quote"};
+  EXPECT_EQ(Ids(pq), (std::vector<std::string>{"p2"}));
+  pq.compartment = std::vector<std::string>{};
+  EXPECT_TRUE(Ids(pq).empty());
+  pq.compartment.reset();
+  EXPECT_EQ(Ids(pq).size(), 2u);
 }
 
 }  // namespace
