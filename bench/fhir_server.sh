@@ -25,7 +25,9 @@ if [ ! -f "$WORK/data/.loaded" ]; then
   touch "$WORK/data/.loaded"
 fi
 
-"$RHIP" serve --data "$WORK/data" --port "$PORT" ${THREADS:+--threads $THREADS} >"$WORK/serve.log" 2>&1 &
+# Security is on (issue 6): the load acts as the operator; bench/security.sh compares on and off.
+TOKEN=$("$RHIP" token --data "$WORK/data" --role admin --ttl 36000 2>/dev/null | tail -1)
+"$RHIP" serve --data "$WORK/data" --port "$PORT" --rate-limit 0 ${THREADS:+--threads $THREADS} >"$WORK/serve.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -34,7 +36,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 run() {  # name script
   local name=$1 script=$2 rps=() p50=() p99=() err=0
   for r in $(seq "$RUNS"); do
-    line=$(cat "bench/lua/$script" bench/lua/report.lua > "$WORK/s.lua"; \
+    line=$({ echo "wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\""; cat "bench/lua/$script" bench/lua/report.lua; } > "$WORK/s.lua"; \
            wrk -t2 -c"$CONN" -d"${DURATION}s" --latency -s "$WORK/s.lua" "http://127.0.0.1:$PORT" | grep '^RESULT')
     rps+=("$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")")
     p50+=("$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")")

@@ -30,6 +30,8 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--rate-limit", f.rate_limit, "requests per second per client (token subject), bursts of twice that; 0 = none")
       ->check(CLI::Range(0.0, 1e7));
   sub.add_option("--cors-origin", f.cors_origins, "a browser origin allowed to call the API cross-origin (repeatable; none by default)");
+  sub.add_option("--tls-cert", f.tls_cert, "PEM certificate chain: serve HTTPS (TLS 1.2+) instead of HTTP")->check(CLI::ExistingFile);
+  sub.add_option("--tls-key", f.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   sub.add_flag("--insecure-dev", f.insecure_dev,
                "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
 }
@@ -120,13 +122,16 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   o.gate = gate->get();
   o.insecure_dev = f.insecure_dev;
   o.cors_origins = f.cors_origins;
+  o.server.tls_cert = f.tls_cert;
+  o.server.tls_key = f.tls_key;
   o.server.bind = f.bind;
   o.server.port = f.port;
   o.server.threads = f.threads;
   o.static_dir = f.static_dir;
   Status st = http::Serve(o, *store, [&](int port) {
-    std::printf("rhip serving http://%s:%d/fhir (data: %s)\n", f.bind.c_str(), port, f.data.c_str());
-    std::printf("  try: curl http://%s:%d/fhir/metadata\n", f.bind.c_str(), port);
+    const char* scheme = f.tls_cert.empty() ? "http" : "https";
+    std::printf("rhip serving %s://%s:%d/fhir (data: %s)\n", scheme, f.bind.c_str(), port, f.data.c_str());
+    std::printf("  try: curl %s://%s:%d/fhir/metadata\n", scheme, f.bind.c_str(), port);
     if (!f.insecure_dev)
       std::printf("  API calls need a token: rhip token --data %s --role admin | tail -1\n", f.data.c_str());
     else

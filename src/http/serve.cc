@@ -397,7 +397,7 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
     r.query = ParseQueryString(req.query);
     r.headers = req.headers;
     r.body = req.body;
-    r.base_url = "http://" + (req.host.empty() ? std::string("localhost") : req.host) + "/fhir";
+    r.base_url = std::string(req.tls ? "https://" : "http://") + (req.host.empty() ? std::string("localhost") : req.host) + "/fhir";
     // Every decision FhirService takes for this request goes through the caller's guard.
     security::Guard* guard = caller ? caller->guard.get() : nullptr;
     r.access = guard;

@@ -7,6 +7,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <pthread.h>
 
@@ -86,29 +87,48 @@ struct HttpServer::Impl {
   std::chrono::steady_clock::time_point drain_deadline;      // set once, on the io_context
   std::atomic<int64_t> next_id{1};
   int bound_port = 0;
+  // TLS (--tls-cert/--tls-key): set up by Listen; null = plain HTTP.
+  std::unique_ptr<asio::ssl::context> tls;
   std::optional<asio::thread_pool> blocking_pool;  // handlers of writes; none when blocking_threads = 0
 
   Impl(ServerOptions o, Router r) : options(std::move(o)), router(std::move(r)) {
     if (options.blocking_threads > 0) blocking_pool.emplace(static_cast<size_t>(options.blocking_threads));
   }
 
-  class Session : public std::enable_shared_from_this<Session> {
+  // One connection; Stream is beast::tcp_stream (HTTP) or ssl_stream over it (HTTPS).
+  template <class Stream>
+  class Session : public std::enable_shared_from_this<Session<Stream>> {
    public:
-    Session(tcp::socket socket, Impl* server) : stream_(std::move(socket)), server_(server) {
+    template <class... Extra>
+    Session(tcp::socket socket, Impl* server, Extra&... extra) : stream_(std::move(socket), extra...), server_(server) {
       beast::error_code ec;
-      auto ep = stream_.socket().remote_endpoint(ec);
+      auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
       if (!ec) remote_ = ep.address().to_string();
     }
-    void Start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); }); }
+    void Start() {
+      asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+        if constexpr (kTls) {
+          beast::get_lowest_layer(self->stream_).expires_after(self->server_->options.read_timeout);
+          self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+            if (ec) return self->Close();  // not TLS, bad certificate …: nothing to answer
+            self->Read();
+          });
+        } else {
+          self->Read();
+        }
+      });
+    }
 
    private:
+    static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+    auto& Lowest() { return beast::get_lowest_layer(stream_); }
     void Read() {
       parser_.emplace();
       parser_->body_limit(server_->options.body_limit);
       parser_->header_limit(64 * 1024);
-      stream_.expires_after(first_ ? server_->options.read_timeout : server_->options.idle_timeout);
+      Lowest().expires_after(first_ ? server_->options.read_timeout : server_->options.idle_timeout);
       bhttp::async_read(stream_, buffer_, *parser_,
-                        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+                        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
     }
 
     void OnRead(beast::error_code ec) {
@@ -153,6 +173,7 @@ struct HttpServer::Impl {
       r.body = std::move(req.body());
       r.host = std::string(req[bhttp::field::host]);
       r.remote = remote_;
+      r.tls = kTls;
       const bool keep_alive = req.keep_alive() && !server_->stopping.load();
       const Handler* h = server_->router.Match(r.method, r.path);
       if (!h) {
@@ -164,7 +185,7 @@ struct HttpServer::Impl {
       // share one commit.
       if (server_->blocking_pool && (r.method == "POST" || r.method == "PUT" || r.method == "PATCH" ||
                                      r.method == "DELETE")) {
-        asio::post(*server_->blocking_pool, [self = shared_from_this(), h, r = std::move(r), keep_alive, target,
+        asio::post(*server_->blocking_pool, [self = this->shared_from_this(), h, r = std::move(r), keep_alive, target,
                                              start]() mutable {
           HttpResponse resp = (*h)(r);
           asio::post(self->stream_.get_executor(),
@@ -210,9 +231,9 @@ struct HttpServer::Impl {
                   server_->next_id++, remote_, method, target, r.status, bytes, us);
       }
       res_ = res;
-      stream_.expires_after(server_->options.read_timeout);
+      Lowest().expires_after(server_->options.read_timeout);
       const bool counted = method != "-";
-      bhttp::async_write(stream_, *res, [self = shared_from_this(), keep_alive, counted, res](beast::error_code ec, size_t) {
+      bhttp::async_write(stream_, *res, [self = this->shared_from_this(), keep_alive, counted, res](beast::error_code ec, size_t) {
         if (counted) --self->server_->in_flight;
         self->res_.reset();
         if (ec || !keep_alive) {
@@ -225,11 +246,11 @@ struct HttpServer::Impl {
 
     void Close() {
       beast::error_code ec;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-      stream_.close();
+      Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      Lowest().close();
     }
 
-    beast::tcp_stream stream_;
+    Stream stream_;
     beast::flat_buffer buffer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
     std::shared_ptr<void> res_;
@@ -247,7 +268,10 @@ struct HttpServer::Impl {
         return;  // accepted while shutting down: the socket closes here
       } else {
         socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<Session>(std::move(socket), this)->Start();
+        if (tls)
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this, *tls)->Start();
+        else
+          std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
       }
       if (!stopping.load()) Accept();
     });
@@ -287,6 +311,22 @@ HttpServer::~HttpServer() = default;
 
 Status HttpServer::Listen() {
   beast::error_code ec;
+  if (!impl_->options.tls_cert.empty() || !impl_->options.tls_key.empty()) {
+    if (impl_->options.tls_cert.empty() || impl_->options.tls_key.empty())
+      return InvalidArgument("TLS needs both --tls-cert and --tls-key");
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    // TLS 1.2 and 1.3 only; OpenSSL's default cipher list for them.
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                     asio::ssl::context::single_dh_use);
+    ctx->use_certificate_chain_file(impl_->options.tls_cert, ec);
+    if (ec) return InvalidArgument("cannot use TLS certificate " + impl_->options.tls_cert + ": " + ec.message());
+    ctx->use_private_key_file(impl_->options.tls_key, asio::ssl::context::pem, ec);
+    if (ec) return InvalidArgument("cannot use TLS key " + impl_->options.tls_key + ": " + ec.message());
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+      return InvalidArgument("the TLS key " + impl_->options.tls_key + " does not belong to " + impl_->options.tls_cert);
+    impl_->tls = std::move(ctx);
+  }
   auto address = asio::ip::make_address(impl_->options.bind, ec);
   if (ec) return InvalidArgument("cannot listen on '" + impl_->options.bind + "': not an IP address");
   tcp::endpoint ep(address, static_cast<unsigned short>(impl_->options.port));

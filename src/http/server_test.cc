@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -213,6 +214,61 @@ class GateDir {
   std::filesystem::path dir_;
   std::unique_ptr<security::Gate> gate_;
 };
+
+// A self-signed P-256 certificate for localhost, made with the openssl tool.
+struct TestCert {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("rhip-tls-" + std::to_string(::getpid()));
+  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  TestCert() {
+    std::filesystem::create_directories(dir);
+    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost -keyout " +
+                            key + " -out " + cert + " 2>/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  }
+  ~TestCert() { std::filesystem::remove_all(dir); }
+};
+
+TEST(HttpServer, ServesHttpsWithTheGivenCertificateAndRefusesPlainHttpOnThatPort) {
+  TestCert tc;
+  ServerOptions o;
+  o.tls_cert = tc.cert;
+  o.tls_key = tc.key;
+  RunningServer s(o, EchoRouter());
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(tc.cert);  // trust exactly this certificate
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  asio::ssl::stream<tcp::socket> tls(ioc, ctx);
+  tls.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(s.port())));
+  tls.handshake(asio::ssl::stream_base::client);
+  EXPECT_GE(SSL_version(tls.native_handle()), TLS1_2_VERSION);
+  const std::string req = "GET /echo?x=1 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+  asio::write(tls, asio::buffer(req));
+  std::string all;
+  boost::system::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = tls.read_some(asio::buffer(buf), ec);
+    all.append(buf, n);
+    if (ec) break;
+  }
+  EXPECT_NE(all.find("200 OK"), std::string::npos) << all;
+  EXPECT_NE(all.find("\"query\":\"x=1\""), std::string::npos);
+  // plain HTTP on the TLS port gets no HTTP answer
+  Client plain(s.port());
+  EXPECT_EQ(plain.Request("GET", "/echo"), "");
+}
+
+TEST(HttpServer, TlsNeedsAMatchingCertificateAndKey) {
+  TestCert tc;
+  ServerOptions o;
+  o.port = 0;
+  o.handle_signals = false;
+  o.tls_cert = tc.cert;
+  EXPECT_EQ(HttpServer(o, EchoRouter()).Listen().code(), StatusCode::kInvalidArgument);  // no key
+  o.tls_key = "/nonexistent/key.pem";
+  EXPECT_NE(HttpServer(o, EchoRouter()).Listen().message().find("key"), std::string::npos);
+}
 
 TEST(PlatformRouter, FhirHealthzAndDecodedChineseQuery) {
   auto store = store::OpenStore({.url = "sqlite::memory:"});

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
+#include <optional>
 
 namespace rhip::security {
 namespace {
@@ -26,12 +28,34 @@ class AuditTest : public ::testing::Test {
                       .what = "GET /fhir/Patient/p" + std::to_string(i), .patients = {"p" + std::to_string(i % 3)}});
     ASSERT_TRUE((*log)->Flush().ok());
   }
-  // Tampering through the store interface, as someone with the file would.
-  void Tamper(const std::function<Status(store::WriteTransaction&)>& fn) {
+  // Tampering through the store interface, as someone with the file would:
+  // `edit` rewrites the JSON of the page holding `needle` (nullopt deletes the page).
+  void Tamper(const std::string& needle, const std::function<std::optional<std::string>(std::string)>& edit) {
     auto s = store::OpenStore({.url = "sqlite:" + (dir_ / "audit.db").string()});
     ASSERT_TRUE(s.ok());
-    ASSERT_TRUE((*s)->Write(fn).ok());
+    store::ResourceVersion found;
+    ASSERT_TRUE((*s)->Scan("Bundle", [&](const store::ResourceVersion& v) {
+      if (v.json.find(needle) != std::string::npos) found = v;
+      return Status::Ok();
+    }).ok());
+    ASSERT_FALSE(found.id.empty()) << needle;
+    std::optional<std::string> json = edit(found.json);
+    ASSERT_TRUE((*s)->Write([&](store::WriteTransaction& tx) -> Status {
+      if (!json) return tx.Delete({"Bundle", found.id, 2, 0});
+      store::PutRequest put;
+      put.type = "Bundle";
+      put.id = found.id;
+      put.version = 2;
+      put.last_updated = found.last_updated;
+      put.method = "PUT";
+      put.json = *json;
+      return tx.Put(put);
+    }).ok());
     ASSERT_TRUE((*s)->Close().ok());
+  }
+  static std::string Replace(std::string s, const std::string& from, const std::string& to) {
+    s.replace(s.find(from), from.size(), to);
+    return s;
   }
   fs::path dir_;
 };
@@ -50,12 +74,7 @@ TEST_F(AuditTest, AChainOfRecordsVerifiesAndContinuesAfterARestart) {
 
 TEST_F(AuditTest, ChangingOneRecordIsDetectedAndNamed) {
   Write(10);
-  Tamper([](store::WriteTransaction& tx) -> Status {
-    ASSIGN_OR_RETURN(auto r, tx.Read("AuditEvent", "000000000004"));
-    std::string json = r.json;
-    json.replace(json.find("dr-3"), 4, "dr-X");  // someone hides who read
-    return tx.Put({.type = "AuditEvent", .id = r.id, .version = 2, .last_updated = r.last_updated, .method = "PUT", .json = json});
-  });
+  Tamper("\"dr-3\"", [](std::string json) { return Replace(json, "\"dr-3\"", "\"dr-X\""); });  // someone hides who read
   auto v = VerifyAuditLog(dir_.string());
   ASSERT_TRUE(v.ok());
   EXPECT_FALSE(v->ok);
@@ -65,29 +84,28 @@ TEST_F(AuditTest, ChangingOneRecordIsDetectedAndNamed) {
 
 TEST_F(AuditTest, ChangingTheLastRecordIsDetectedThroughTheHead) {
   Write(5);
-  Tamper([](store::WriteTransaction& tx) -> Status {
-    ASSIGN_OR_RETURN(auto r, tx.Read("AuditEvent", "000000000005"));
-    std::string json = r.json;
-    json.replace(json.find("dr-4"), 4, "dr-Y");
-    return tx.Put({.type = "AuditEvent", .id = r.id, .version = 2, .last_updated = r.last_updated, .method = "PUT", .json = json});
-  });
+  Tamper("\"dr-4\"", [](std::string json) { return Replace(json, "\"dr-4\"", "\"dr-Y\""); });
   auto v = VerifyAuditLog(dir_.string());
   EXPECT_FALSE(v->ok);
   EXPECT_EQ(v->first_broken, 5);
 }
 
 TEST_F(AuditTest, RemovingRecordsInTheMiddleOrAtTheEndIsDetected) {
-  Write(8);
-  Tamper([](store::WriteTransaction& tx) { return tx.Delete({"AuditEvent", "000000000003", 2, 0}); });
+  // three batches, three pages: records 1-3, 4-6, 7-9
+  Write(3, 0);
+  Write(3, 10);
+  Write(3, 20);
+  Tamper("\"dr-10\"", [](std::string) { return std::nullopt; });  // the middle page
   auto v = VerifyAuditLog(dir_.string());
   EXPECT_FALSE(v->ok);
-  EXPECT_EQ(v->first_broken, 3);
+  EXPECT_EQ(v->first_broken, 4);
   EXPECT_NE(v->problem.find("missing"), std::string::npos) << v->problem;
 
   fs::remove_all(dir_);
   fs::create_directories(dir_);
-  Write(8);
-  Tamper([](store::WriteTransaction& tx) { return tx.Delete({"AuditEvent", "000000000008", 2, 0}); });
+  Write(3, 0);
+  Write(3, 10);
+  Tamper("\"dr-10\"", [](std::string) { return std::nullopt; });  // the last page
   v = VerifyAuditLog(dir_.string());
   EXPECT_FALSE(v->ok);
   EXPECT_NE(v->problem.find("cut off"), std::string::npos) << v->problem;

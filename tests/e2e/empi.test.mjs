@@ -18,6 +18,9 @@ const PERSON = 'urn:oid:2.16.156.10011.1.2';
 const W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const id18 = (first17) => first17 + '10X98765432'[[...first17].reduce((s, c, i) => s + Number(c) * W[i], 0) % 11];
 
+// Institutions' records go in as the operator; the stewardship API is used as a data steward.
+let steward;
+const stewardToken = () => (steward ??= server.tokenFor('steward'));
 async function fhir(method, path, body) {
   const res = await server.fetch(server.fhir + path, {
     method,
@@ -30,7 +33,7 @@ async function fhir(method, path, body) {
 async function api(method, path, body) {
   const res = await server.fetch(server.base + '/api/mpi/' + path, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', Authorization: `Bearer ${stewardToken()}` },
     body: body ? JSON.stringify(body) : undefined,
   });
   return { status: res.status, body: await res.json() };

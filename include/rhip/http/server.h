@@ -38,6 +38,7 @@ struct HttpRequest {
   std::string body;
   std::string host;    // Host header
   std::string remote;  // peer address
+  bool tls = false;    // arrived over HTTPS
 
   std::string_view Header(std::string_view lower_name) const;
 };
@@ -85,6 +86,8 @@ struct ServerOptions {
   std::chrono::seconds shutdown_grace{15}; // in-flight requests may finish within this
   bool access_log = true;
   bool handle_signals = true;              // SIGTERM/SIGINT start a graceful shutdown
+  // HTTPS: PEM certificate chain and private key (both or neither); TLS 1.2+.
+  std::string tls_cert, tls_key;
 };
 
 class HttpServer {

@@ -6,7 +6,9 @@
 //
 // Chain: records are numbered 1, 2, 3 … (the AuditEvent id, zero-padded);
 // each carries, in the extension `…/audit-previous-hash`, the SHA-256 of the
-// previous record's JSON exactly as stored (64 zeros for the first). Verify
+// previous record's JSON exactly as written (64 zeros for the first). The
+// events of one batch are stored together as one page (a FHIR Bundle of type
+// collection, ids 1, 2, 3 …), so the store pays one row per batch, not per event. Verify
 // recomputes the chain and names the first record that does not fit. After
 // each batch the head (last number and hash) is also written to
 // DATA/audit.head, so cutting records off the end is detected too — unless
