@@ -162,8 +162,11 @@ test('HL7 registrations are linked, ADT^A40 merges the person, and ids survive a
   const merge = `${msh('E3', 'ADT^A40^ADT_A39')}\nPID|1||HL-1^^^330402-H05^MR||马^超||19950505|M\nMRG|HL-2^^^330402-H05^MR`;
   assert.match(await sendHl7(merge), /MSA\|AA/);
   await waitFor(async () => (await personOf(r2.id)) === p1, 'the merged record in the survivor’s person');
-  const retired = await fhir('GET', `/Person/${p2}`);
-  assert.equal(retired.body.active, false);
+  // The Person resources are written by the EMPI's linker right after its decision.
+  const retired = await waitFor(async () => {
+    const r = await fhir('GET', `/Person/${p2}`);
+    return r.body.active === false ? r : undefined;
+  }, 'the retired person written');
   assert.equal(retired.body.link[0].target.reference, `Person/${p1}`);
 
   const before = { [r1.id]: p1, [r2.id]: p1 };
