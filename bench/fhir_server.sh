@@ -30,7 +30,8 @@ TOKEN=$("$RHIP" token --data "$WORK/data" --role admin --ttl 36000 2>/dev/null |
 "$RHIP" serve --data "$WORK/data" --port "$PORT" --rate-limit 0 ${THREADS:+--threads $THREADS} >"$WORK/serve.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+# The first start after an import links every Patient to a Person (the EMPI): allow a few minutes.
+for _ in $(seq 3000); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 run() {  # name script
@@ -55,6 +56,25 @@ echo "store: $((PATIENTS * 10)) resources; wrk -t2 -c$CONN, ${DURATION}s x $RUNS
 echo "| scenario                             |  req/s   | p50 ms  | p99 ms  | errors |"
 echo "|--------------------------------------|----------|---------|---------|--------|"
 run "baseline GET /healthz"              .healthz.lua
+# A second baseline when nginx is installed: the same bytes as an Observation read (most reads), as a static file
+# (2 workers, no access log), in the same session: what this machine serves at most.
+if command -v nginx >/dev/null 2>&1; then
+  NGX=$WORK/nginx; NPORT=$((PORT + 1)); mkdir -p "$NGX/www"
+  curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/fhir/Observation/bp1-e0-o0" -o "$NGX/www/patient.json"
+  cat > "$NGX/nginx.conf" <<CONF
+worker_processes 2; pid $NGX/nginx.pid; error_log $NGX/error.log;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$NPORT; root $NGX/www; location / { default_type application/fhir+json; } } }
+CONF
+  nginx -c "$NGX/nginx.conf"
+  printf 'request = function() return wrk.format("GET", "/patient.json") end\n' > bench/lua/.nginx.lua
+  SAVED_PORT=$PORT; PORT=$NPORT
+  run "baseline nginx, same bytes (static)" .nginx.lua
+  PORT=$SAVED_PORT
+  nginx -c "$NGX/nginx.conf" -s stop || true
+  rm -f bench/lua/.nginx.lua
+fi
 run "read by id (Patient/Enc/Obs)"       read.lua
 run "search Patient?identifier="         search_identifier.lua
 run "search Observation?subject&date=ge" search_obs.lua

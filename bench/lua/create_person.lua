@@ -30,5 +30,8 @@ request = function()
   end
   local body = '{"resourceType":"Patient","identifier":[' .. ident .. '],"name":[{"text":"' .. name .. '"}],' ..
     '"gender":"' .. (male and "male" or "female") .. '","birthDate":"' .. birth .. '","address":[{"district":"330411"}]}'
-  return wrk.format("POST", "/fhir/Patient", {["Content-Type"] = "application/fhir+json", ["Prefer"] = "return=minimal"}, body)
+  -- wrk.format takes these headers instead of wrk.headers: keep the token (fhir_server.sh sets it there)
+  local headers = {["Content-Type"] = "application/fhir+json", ["Prefer"] = "return=minimal"}
+  if wrk.headers["Authorization"] then headers["Authorization"] = wrk.headers["Authorization"] end
+  return wrk.format("POST", "/fhir/Patient", headers, body)
 end
