@@ -33,13 +33,16 @@ node -e '
   }
   fs.writeFileSync(process.argv[2], "local bodies = " + JSON.stringify(bodies).replace(/^\[/, "{").replace(/\]$/, "}") +
     "\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"POST\", \"/fhir/Patient/$match\", " +
-    "{[\"Content-Type\"] = \"application/fhir+json\"}, bodies[i % #bodies + 1])\nend\n");
+    "{[\"Content-Type\"] = \"application/fhir+json\", [\"Authorization\"] = wrk.headers[\"Authorization\"]}, bodies[i % #bodies + 1])\nend\n");
 ' "$WORK/sample.ndjson" "$WORK/match.lua"
 cat bench/lua/report.lua >> "$WORK/match.lua"
 printf 'request = function() return wrk.format("GET", "/healthz") end\n' > "$WORK/healthz.lua"
 cat bench/lua/report.lua >> "$WORK/healthz.lua"
+# Security is on (issue 6): the load acts as the operator.
+TOKEN=$("$RHIP" token --data "$WORK/data" --role admin --ttl 36000 2>/dev/null | tail -1)
+for s in healthz match; do sed -i "1i wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\"" "$WORK/$s.lua"; done
 START=$(date +%s.%N)
-"$RHIP" serve --data "$WORK/data" --port "$PORT" >"$WORK/serve.log" 2>&1 &
+"$RHIP" serve --data "$WORK/data" --port "$PORT" --rate-limit 0 >"$WORK/serve.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
