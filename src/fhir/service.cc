@@ -10,6 +10,7 @@
 
 #include "fhir/service_util.h"
 #include "rhip/core/time.h"
+#include "rhip/core/url.h"
 #include "rhip/fhir/definitions.h"
 #include "rhip/fhir/index.h"
 #include "rhip/fhir/json.h"
@@ -45,18 +46,6 @@ RestResponse IssuesResponse(int status, const std::vector<Issue>& issues) {
   r.status = status;
   r.body = OperationOutcomeJson(issues);
   return r;
-}
-
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    if (slash > start) out.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  return out;
 }
 
 bool ValidId(std::string_view id) {

@@ -86,23 +86,11 @@ HttpResponse Unauthenticated(const Status& st) {
   return r;
 }
 
-std::vector<std::string_view> Segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    if (j > i) out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 // The FHIR restful-interaction code and AuditEvent action of a request.
 std::pair<std::string, std::string> AuditSubtype(const HttpRequest& req) {
   if (req.path.rfind("/fhir", 0) != 0) return {"api", req.method == "GET" ? "R" : "E"};
-  auto seg = Segments(std::string_view(req.path).substr(5));
-  for (auto s : seg)
+  const std::vector<std::string> seg = SplitPath(std::string_view(req.path).substr(5));
+  for (const auto& s : seg)
     if (!s.empty() && s[0] == '$') return {"operation", "E"};
   const std::string& m = req.method;
   if (m == "GET" || m == "HEAD") {

@@ -152,13 +152,7 @@ struct BulkData::Impl {
       since = ParseFhirDate(s)->low;
     }
     // Level: system, Patient, or Group/[id].
-    std::vector<std::string> seg;
-    for (size_t start = 0; start <= req.path.size();) {
-      size_t end = req.path.find('/', start);
-      if (end == std::string::npos) end = req.path.size();
-      if (end > start) seg.push_back(req.path.substr(start, end - start));
-      start = end + 1;
-    }
+    const std::vector<std::string> seg = SplitPath(req.path);
     std::optional<std::vector<std::string>> patients;  // nullopt: system level
     if (seg.size() == 2 && seg[0] == "Patient") {
       patients.emplace();  // all patients

@@ -11,6 +11,7 @@
 #include "mpi/empi_internal.h"
 #include "rhip/core/log.h"
 #include "rhip/core/time.h"
+#include "rhip/core/url.h"
 #include "rhip/fhir/json.h"
 #include "rhip/fhir/operation_outcome.h"
 
@@ -539,16 +540,9 @@ std::string Query(const fhir::RestRequest& req, std::string_view key) {
 }  // namespace
 
 fhir::RestResponse EmpiService::HandleApi(const fhir::RestRequest& req) {
-  std::string path = req.path;
-  while (!path.empty() && path.front() == '/') path.erase(path.begin());
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  std::vector<std::string> seg;
-  for (size_t start = 0; start <= path.size() && !path.empty();) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    seg.push_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
+  const std::vector<std::string> seg = SplitPath(req.path);
+  std::string path;  // for messages: the path without stray slashes
+  for (const auto& s : seg) path += (path.empty() ? "" : "/") + s;
   auto summary = [&](Writer& w, const std::string& patient) {
     w.StartObject();
     Str(w, "patient", patient);

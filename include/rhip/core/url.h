@@ -15,5 +15,7 @@ std::string PercentEncode(std::string_view s);
 std::string PercentDecode(std::string_view s);
 std::vector<std::pair<std::string, std::string>> ParseQueryString(std::string_view q);
 std::string BuildQueryString(const std::vector<std::pair<std::string, std::string>>& params);
+// The non-empty segments of a URL path: "/Patient//1/" → {"Patient", "1"}.
+std::vector<std::string> SplitPath(std::string_view path);
 
 }  // namespace rhip
