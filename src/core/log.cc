@@ -1,9 +1,12 @@
 #include "rhip/core/log.h"
 
-#include <spdlog/async.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/base_sink.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <mutex>
 
 namespace rhip {
 
@@ -40,19 +43,68 @@ std::string MaskIdentifiers(std::string_view text) {
 }
 
 namespace log {
+namespace {
+
+// Standard error, buffered: lines of the "access" logger (one per request) wait
+// in memory and go out in one write() when 64 KiB have gathered, when any other
+// line is logged (so ordering holds and messages show at once) or at the
+// periodic flush (every second). The request thread formats and copies its line
+// under the sink's mutex: no hand-off to a logging thread, no wake-up per request.
+class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  ~BufferedStderrSink() override { WriteOut(); }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    buffer_.append(line.data(), line.size());
+    if (msg.logger_name != kAccessLogger || buffer_.size() >= kLimit) WriteOut();
+  }
+  void flush_() override { WriteOut(); }
+
+ private:
+  static constexpr size_t kLimit = 64 * 1024;
+  void WriteOut() {
+    size_t done = 0;
+    while (done < buffer_.size()) {
+      ssize_t n = ::write(STDERR_FILENO, buffer_.data() + done, buffer_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // nowhere to write (stderr closed): drop, never block the server
+      done += static_cast<size_t>(n);
+    }
+    buffer_.clear();
+  }
+  std::string buffer_;
+};
+
+std::atomic<spdlog::logger*> g_access{nullptr};
+
+}  // namespace
 
 void Init(std::string_view level) {
-  // Asynchronous: request threads queue the line; one background thread writes it.
-  // Overflow blocks rather than drops, so no access line is ever lost.
-  spdlog::init_thread_pool(16384, 1);
-  auto logger = spdlog::stderr_color_mt<spdlog::async_factory>("rhip");
+  auto sink = std::make_shared<BufferedStderrSink>();
+  auto logger = std::make_shared<spdlog::logger>("rhip", sink);
+  auto access = std::make_shared<spdlog::logger>(kAccessLogger, sink);
+  spdlog::drop_all();
+  spdlog::register_logger(access);  // the registry keeps it alive until Shutdown
+  g_access.store(access.get(), std::memory_order_release);
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z level=%l %v");
   spdlog::set_level(spdlog::level::from_str(std::string(level)));
   spdlog::flush_every(std::chrono::seconds(1));
 }
 
-void Shutdown() { spdlog::shutdown(); }
+spdlog::logger* AccessLogger() {
+  spdlog::logger* l = g_access.load(std::memory_order_acquire);
+  return l ? l : spdlog::default_logger_raw();
+}
+
+void Shutdown() {
+  g_access.store(nullptr, std::memory_order_release);
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
+  spdlog::shutdown();
+}
 
 }  // namespace log
 }  // namespace rhip

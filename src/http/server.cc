@@ -78,7 +78,14 @@ int DefaultThreads() {
 struct HttpServer::Impl {
   ServerOptions options;
   Router router;
-  asio::io_context ioc;
+  // One io_context per I/O thread, each run by that thread alone: a connection
+  // lives on one of them (round robin at accept), so its handlers never meet
+  // another thread's (no strands, no cross-thread wake-ups inside Asio's
+  // scheduler). contexts[0] also holds the acceptor, the signals and the drain timer.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  size_t next_context = 0;  // only the accept handler (on contexts[0]) touches it
+  asio::io_context& ioc;
   tcp::acceptor acceptor{ioc};
   asio::signal_set signals{ioc};
   std::atomic<bool> stopping{false};
@@ -91,7 +98,16 @@ struct HttpServer::Impl {
   std::unique_ptr<asio::ssl::context> tls;
   std::optional<asio::thread_pool> blocking_pool;  // handlers of writes; none when blocking_threads = 0
 
-  Impl(ServerOptions o, Router r) : options(std::move(o)), router(std::move(r)) {
+  static asio::io_context& MakeContexts(std::vector<std::unique_ptr<asio::io_context>>& contexts, int n) {
+    for (int i = 0; i < std::max(1, n); ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
+    return *contexts[0];
+  }
+
+  Impl(ServerOptions o, Router r)
+      : options(std::move(o)),
+        router(std::move(r)),
+        ioc(MakeContexts(contexts, options.threads > 0 ? options.threads : DefaultThreads())) {
+    for (auto& c : contexts) guards.push_back(asio::make_work_guard(*c));
     if (options.blocking_threads > 0) blocking_pool.emplace(static_cast<size_t>(options.blocking_threads));
   }
 
@@ -227,7 +243,7 @@ struct HttpServer::Impl {
         res->prepare_payload();
       }
       if (server_->options.access_log && method != "-") {
-        log::Info("access id={} remote={} method={} target=\"{}\" status={} bytes={} dur_us={}",
+        log::Access("id={} remote={} method={} target=\"{}\" status={} bytes={} dur_us={}",
                   server_->next_id++, remote_, method, target, r.status, bytes, us);
       }
       res_ = res;
@@ -261,7 +277,8 @@ struct HttpServer::Impl {
   };
 
   void Accept() {
-    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    asio::io_context& target = *contexts[next_context++ % contexts.size()];
+    acceptor.async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
       } else if (stopping.load()) {
@@ -294,7 +311,7 @@ struct HttpServer::Impl {
 
   void PollDrained() {
     if (in_flight.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-      ioc.stop();
+      for (auto& c : contexts) c->stop();
       return;
     }
     drain_timer.expires_after(std::chrono::milliseconds(5));
@@ -358,12 +375,11 @@ void HttpServer::Run() {
     });
   }
   s.Accept();
-  int n = s.options.threads > 0 ? s.options.threads : DefaultThreads();
   std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i)
-    threads.emplace_back([&s] {
+  for (size_t i = 1; i < s.contexts.size(); ++i)
+    threads.emplace_back([&s, i] {
       pthread_setname_np(pthread_self(), "rhip-http");
-      s.ioc.run();
+      s.contexts[i]->run();
     });
   s.ioc.run();
   for (auto& t : threads) t.join();

@@ -27,6 +27,16 @@ void Init(std::string_view level = "info");
 // Writes out queued lines and stops the logging thread; call before exit.
 void Shutdown();
 
+inline constexpr char kAccessLogger[] = "access";
+// The logger of access lines (one per request): buffered, written out in blocks.
+spdlog::logger* AccessLogger();
+
+// One line per served request; it may reach stderr up to a second later.
+template <typename... Args>
+void Access(fmt::format_string<Args...> f, Args&&... args) {
+  AccessLogger()->info("access {}", MaskIdentifiers(fmt::format(f, std::forward<Args>(args)...)));
+}
+
 template <typename... Args>
 void Info(fmt::format_string<Args...> f, Args&&... args) {
   spdlog::info("{}", MaskIdentifiers(fmt::format(f, std::forward<Args>(args)...)));
