@@ -38,6 +38,17 @@ void SecurityHeaders(HttpResponse& r) {
   r.headers.emplace_back("X-Frame-Options", "DENY");
 }
 
+// Headers of every API response: nothing of a person's record is cached by a
+// browser or proxy, sniffed into another type or framed; HTTPS is remembered.
+void ApiSecurityHeaders(const HttpRequest& req, HttpResponse& r) {
+  bool has_cache = false;
+  for (const auto& [k, v] : r.headers) has_cache = has_cache || k == "Cache-Control";
+  if (!has_cache) r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  if (req.tls) r.headers.emplace_back("Strict-Transport-Security", "max-age=31536000");
+}
+
 HttpResponse StaticFile(const std::string& root, const HttpRequest& req) {
   std::string rel = PercentDecode(req.path);
   if (rel.find("..") != std::string::npos || rel.find('\0') != std::string::npos)
@@ -171,11 +182,13 @@ Handler Guarded(const ServeOptions& o, GuardedHandler handler) {
         HttpResponse slow = HttpResponse::Error(429, "throttled", "too many requests from this client: slow down");
         slow.headers.emplace_back("Retry-After", "1");
         Audit(gate, req, nullptr, slow);
+        ApiSecurityHeaders(req, slow);
         return slow;
       }
       if (!who.ok()) {
         HttpResponse refused = Unauthenticated(who.status());
         Audit(gate, req, nullptr, refused);
+        ApiSecurityHeaders(req, refused);
         return refused;
       }
       caller.principal = std::move(*who);
@@ -183,6 +196,7 @@ Handler Guarded(const ServeOptions& o, GuardedHandler handler) {
     if (gate) caller.guard = gate->NewGuard(caller.principal, std::string(req.Header("x-break-glass-reason")));
     HttpResponse resp = handler(req, caller);
     Audit(gate, req, &caller, resp);
+    ApiSecurityHeaders(req, resp);
     return resp;
   };
 }

@@ -356,8 +356,17 @@ TEST(PlatformRouter, TokenEndpointGrantsClientCredentialsAndPasswordsAndRefusesT
   EXPECT_NE(ok.find("Cache-Control: no-store"), std::string::npos);
   const size_t at = ok.find("\"access_token\":\"") + 16;
   const std::string token = ok.substr(at, ok.find('"', at) - at);
-  EXPECT_NE(c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer " + token + "\r\n").find("200 OK"),
-            std::string::npos);
+  const std::string api = c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer " + token + "\r\n");
+  EXPECT_NE(api.find("200 OK"), std::string::npos);
+  // API responses are never cached, sniffed or framed; refusals too
+  EXPECT_NE(api.find("Cache-Control: no-store"), std::string::npos) << api;
+  EXPECT_NE(api.find("X-Content-Type-Options: nosniff"), std::string::npos);
+  EXPECT_NE(api.find("frame-ancestors 'none'"), std::string::npos);
+  EXPECT_EQ(api.find("Strict-Transport-Security"), std::string::npos);  // plain HTTP: no HSTS
+  const std::string refused = c.Request("GET", "/fhir/Organization", "", "Authorization: Bearer nope\r\n");
+  EXPECT_NE(refused.find("401"), std::string::npos);
+  EXPECT_NE(refused.find("Cache-Control: no-store"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("X-Content-Type-Options: nosniff"), std::string::npos);
   // narrower scope: fine; wider: refused
   EXPECT_NE(c.Request("POST", "/auth/token",
                       "grant_type=client_credentials&client_id=his-1&scope=system%2F*.read&client_secret=" + *secret, form)
