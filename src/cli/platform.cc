@@ -20,7 +20,7 @@ namespace rhip::cli {
 void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--port", f.port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
   sub.add_option("--bind", f.bind, "address to listen on");
-  sub.add_option("--threads", f.threads, "server threads (default max(4, 2 x cores))")->check(CLI::Range(0, 256));
+  sub.add_option("--threads", f.threads, "I/O threads, each serving its own connections (default: one per core, at least 2)")->check(CLI::Range(0, 256));
   sub.add_option("--static", f.static_dir, "folder of the web UI's built files")->check(CLI::ExistingDirectory);
   sub.add_option("--mllp-port", f.mllp_port, "also take HL7 v2 messages over MLLP on this port (0 = any free port)")
       ->check(CLI::Range(0, 65535));

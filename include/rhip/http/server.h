@@ -1,11 +1,13 @@
 // The HTTP/1.1 server (Boost.Beast over Asio) and its router.
 //
-// Reads are handled on the io_context threads themselves (no hop to another
-// pool); handlers are synchronous. The store's write path blocks its caller
-// until the group commit is durable, so writes (POST, PUT, PATCH, DELETE) hop
-// to a pool of blocking threads (ServerOptions::blocking_threads), where many
-// concurrent writers wait on, and share, one group commit while reads keep
-// flowing on the I/O threads.
+// One io_context per I/O thread (one thread per core by default); a connection
+// stays on the thread that accepted it. Reads and searches are handled on that
+// thread itself (no hop to another pool); handlers are synchronous. The store's
+// write path blocks its caller until the group commit is durable, so writes
+// (POST, PUT, PATCH, DELETE) and operations (`$everything`, `$export`, … which
+// may run long) hop to a pool of blocking threads
+// (ServerOptions::blocking_threads), where many concurrent writers wait on, and
+// share, one group commit while reads keep flowing on the I/O threads.
 //
 // Thread-safety: Router is immutable once the server starts; handlers are
 // called concurrently from several threads.
@@ -75,7 +77,7 @@ class Router {
 struct ServerOptions {
   std::string bind = "127.0.0.1";
   int port = 8080;  // 0 = any free port (see HttpServer::port())
-  int threads = 0;  // I/O threads (and read handlers); 0 = max(4, 2 × hardware threads)
+  int threads = 0;  // I/O threads (and read handlers); 0 = one per hardware thread, at least 2
   // Handlers of POST/PUT/PATCH/DELETE run on a pool of their own: a write waits
   // for the store's group commit, and that many writers can wait (and share one
   // commit) without holding up reads. 0 = run them on the I/O threads.
