@@ -33,6 +33,8 @@ StatusOr<std::unique_ptr<Gate>> Gate::Open(GateOptions options) {
   std::unique_ptr<Gate> g(new Gate(std::move(options)));
   ASSIGN_OR_RETURN(g->tokens_, TokenService::Open(g->options_.data_dir + "/keys"));
   ASSIGN_OR_RETURN(g->accounts_, Accounts::Open(g->options_.data_dir + "/accounts.json", g->options_.lockout));
+  ASSIGN_OR_RETURN(Pseudonymizer pseudonyms, Pseudonymizer::Open(g->options_.data_dir + "/keys"));
+  g->pseudonyms_ = std::make_shared<const Pseudonymizer>(std::move(pseudonyms));
   if (g->options_.audit) {
     ASSIGN_OR_RETURN(g->audit_, AuditLog::Open({.dir = g->options_.data_dir}));
   }
@@ -49,7 +51,7 @@ StatusOr<std::unique_ptr<Gate>> Gate::Open(GateOptions options) {
 
 std::unique_ptr<Guard> Gate::NewGuard(const Principal& principal, std::string break_glass_reason) const {
   return std::make_unique<Guard>(principal, std::move(break_glass_reason), options_.store, persons_,
-                                 options_.store ? &care_ : nullptr);
+                                 options_.store ? &care_ : nullptr, pseudonyms_);
 }
 
 Decision Gate::AuthorizeApi(const Principal& principal, const std::string& path) const {

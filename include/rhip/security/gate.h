@@ -104,6 +104,8 @@ class Gate {
   StorePersonDirectory interim_persons_;
   const mpi::PersonDirectory* persons_ = nullptr;
   std::unique_ptr<AuditLog> audit_;
+  // Shared with export jobs, which may outlive the request that started them.
+  std::shared_ptr<const Pseudonymizer> pseudonyms_;
 };
 
 }  // namespace rhip::security
