@@ -37,7 +37,9 @@ StatusOr<std::unique_ptr<Gate>> Gate::Open(GateOptions options) {
   ASSIGN_OR_RETURN(Pseudonymizer pseudonyms, Pseudonymizer::Open(g->options_.data_dir + "/keys"));
   g->pseudonyms_ = std::make_shared<const Pseudonymizer>(std::move(pseudonyms));
   if (g->options_.audit) {
-    ASSIGN_OR_RETURN(g->audit_, AuditLog::Open({.dir = g->options_.data_dir}));
+    ASSIGN_OR_RETURN(g->audit_, AuditLog::Open({.dir = g->options_.data_dir,
+                                                .anchor_path = g->options_.audit_anchor,
+                                                .anchor_interval = g->options_.audit_anchor_interval}));
   }
   g->persons_ = g->options_.persons;
   if (store::Store* store = g->options_.store) {

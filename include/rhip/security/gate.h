@@ -44,6 +44,9 @@ struct GateOptions {
   // without a valid token and for logins); 0 = no limit.
   RateLimitOptions rate_limit{.rate = 1000, .burst = 2000};
   RateLimitOptions login_rate_limit{.rate = 5, .burst = 20};
+  // AuditOptions::anchor_path / anchor_interval (rhip serve --audit-anchor).
+  std::string audit_anchor;
+  std::chrono::milliseconds audit_anchor_interval{std::chrono::seconds(60)};
 };
 
 struct TokenGrant {
