@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <vector>
 
 #include "rhip/core/log.h"
 #include "rhip/fhir/definitions.h"
@@ -45,27 +47,30 @@ bool IsPersonalType(std::string_view type) {
   return type == "Patient" || type == "Person" || !fhir::Definitions::R4().PatientCompartmentParams(type).empty();
 }
 
-// "Patient/x", "Person/x", "http://host/fhir/Patient/x/_history/2" → (type, id, start of "Type/").
-struct PersonRef {
+// A reference to a personal record: "Observation/x", "Patient/x",
+// "http://host/fhir/Patient/x/_history/2" → the type, the id and where the id sits.
+struct PersonalRef {
   std::string type, id;
-  size_t at = 0;  // where "Type/" starts
+  size_t id_at = 0;
 };
-std::optional<PersonRef> ParsePersonRef(std::string_view ref) {
-  for (std::string_view type : {"Patient", "Person"}) {
-    size_t at = std::string_view::npos;
-    if (ref.substr(0, type.size() + 1) == std::string(type) + "/") {
-      at = 0;
-    } else if (const size_t p = ref.find("/" + std::string(type) + "/"); p != std::string_view::npos &&
-                                                                          ref.find("://") != std::string_view::npos) {
-      at = p + 1;
-    }
-    if (at == std::string_view::npos) continue;
-    std::string_view id = ref.substr(at + type.size() + 1);
-    id = id.substr(0, id.find('/'));
-    if (id.empty()) return std::nullopt;
-    return PersonRef{std::string(type), std::string(id), at};
+std::optional<PersonalRef> ParsePersonalRef(std::string_view ref) {
+  if (ref.empty() || ref[0] == '#' || ref.rfind("urn:", 0) == 0) return std::nullopt;
+  // Segments: the last "Type/id" pair, optionally followed by "_history/v".
+  std::vector<std::pair<size_t, size_t>> segs;  // (start, length)
+  for (size_t i = 0; i <= ref.size();) {
+    size_t j = ref.find('/', i);
+    if (j == std::string_view::npos) j = ref.size();
+    segs.emplace_back(i, j - i);
+    i = j + 1;
   }
-  return std::nullopt;
+  auto seg = [&](size_t k) { return ref.substr(segs[k].first, segs[k].second); };
+  size_t n = segs.size();
+  if (n >= 4 && seg(n - 2) == "_history") n -= 2;
+  if (n < 2) return std::nullopt;
+  const std::string type(seg(n - 2));
+  const std::string_view id = seg(n - 1);
+  if (id.empty() || !fhir::Definitions::R4().IsResourceType(type) || !IsPersonalType(type)) return std::nullopt;
+  return PersonalRef{type, std::string(id), segs[n - 1].first};
 }
 
 // Keys dropped wherever they occur in a personal record: free text (FHIR
@@ -161,11 +166,10 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
       if (auto ref = v.FindMember("reference"); ref != v.MemberEnd() && ref->value.IsString()) {
         if (v.HasMember("display")) v.RemoveMember("display");
         if (v.HasMember("identifier")) v.RemoveMember("identifier");
-        if (auto pr = ParsePersonRef({ref->value.GetString(), ref->value.GetStringLength()})) {
+        if (auto pr = ParsePersonalRef({ref->value.GetString(), ref->value.GetStringLength()})) {
           const std::string_view r(ref->value.GetString(), ref->value.GetStringLength());
-          const size_t id_end = pr->at + pr->type.size() + 1 + pr->id.size();
-          const std::string out = std::string(r.substr(0, pr->at)) + pr->type + "/" + Pseudonym(pr->type, pr->id) +
-                                  std::string(r.substr(id_end));
+          const std::string out = std::string(r.substr(0, pr->id_at)) + Pseudonym(pr->type, pr->id) +
+                                  std::string(r.substr(pr->id_at + pr->id.size()));
           ref->value.SetString(out.c_str(), static_cast<rapidjson::SizeType>(out.size()), a);
         }
       }
@@ -198,10 +202,13 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
   };
   walk(walk, doc);
 
-  if (identity) {
+  // Every personal record's id: ids of other types in a compartment often carry the
+  // patient's id or number ("imm-00000006-bopv-2"), so they are pseudonymised too.
+  if (personal) {
     if (auto it = doc.FindMember("id"); it != doc.MemberEnd() && it->value.IsString()) {
       const std::string p = Pseudonym(type, {it->value.GetString(), it->value.GetStringLength()});
       it->value.SetString(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a);
+      if (!identity) return;
       // The one identifier left: the pseudonym, so a de-identified record still says what identifies it.
       fhir::JsonValue ident(rapidjson::kObjectType);
       ident.AddMember("system", rapidjson::StringRef(kSystem), a);

@@ -88,7 +88,7 @@ TEST(Pseudonymizer, ReferencesToPatientsAndPersonsCarryTheSamePseudonymAsTheReco
          R"("subject":{"reference":"Patient/pa1","display":"张伟","identifier":{"value":"330402199005171234"}},)"
          R"("performer":[{"reference":"http://rhip.example/fhir/Patient/pa1/_history/3"},{"reference":"Organization/ORG-A"}],)"
          R"("note":[{"text":"患者电话13812345678"}],"valueString":"复查 330402199005171234 13812345678",)"
-         R"("effectiveDateTime":"2024-03-05T08:00:00+08:00"})");
+         R"("encounter":{"reference":"Encounter/e-00000006-1"},"effectiveDateTime":"2024-03-05T08:00:00+08:00"})");
   const std::string ref = "Patient/" + p.Pseudonym("Patient", "pa1");
   EXPECT_NE(out.find(R"("subject":{"reference":")" + ref + "\"}"), std::string::npos) << out;
   EXPECT_NE(out.find("http://rhip.example/fhir/" + ref + "/_history/3"), std::string::npos) << out;
@@ -96,8 +96,13 @@ TEST(Pseudonymizer, ReferencesToPatientsAndPersonsCarryTheSamePseudonymAsTheReco
   for (const char* gone : {"张伟", "\"note\"", "330402199005171234", "13812345678", "Patient/pa1"})
     EXPECT_EQ(out.find(gone), std::string::npos) << gone << " in " << out;
   // What is not an identifier stays: the clinical content, exact clinical dates, masked numbers.
-  for (const char* kept : {"血红蛋白", "2024-03-05T08:00:00+08:00", "330402********1234", "138****5678", "\"id\":\"o1\""})
+  for (const char* kept : {"血红蛋白", "2024-03-05T08:00:00+08:00", "330402********1234", "138****5678"})
     EXPECT_NE(out.find(kept), std::string::npos) << kept << " missing in " << out;
+  // Ids of personal records of other types are pseudonymised too (they often carry a patient number),
+  // consistently with the references to them.
+  EXPECT_NE(out.find(R"("id":")" + p.Pseudonym("Observation", "o1") + "\""), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("reference":"Encounter/)" + p.Pseudonym("Encounter", "e-00000006-1") + "\""), std::string::npos) << out;
+  EXPECT_EQ(out.find("00000006"), std::string::npos) << out;
 }
 
 TEST(Pseudonymizer, PersonLinksStayJoinable) {

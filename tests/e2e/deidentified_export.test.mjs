@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer } from './server.mjs';
@@ -128,9 +129,14 @@ test('cdc gets a pseudonymised, de-identified $export; clinical roles get none',
       assert.match(p.birthDate, /^\d{4}-\d{2}$/);
       assert.ok(p.address[0].district);
     }
-    // References stay consistent: the Observation's subject is its Patient's pseudonym.
+    // The pseudonyms are exactly HMAC-SHA256 with the deployment's key (DATA/keys/pseudonym.key),
+    // and references stay consistent: the Observation's subject is its Patient's pseudonym.
+    const key = Buffer.from(fs.readFileSync(path.join(server.data, 'keys', 'pseudonym.key'), 'utf8').trim(), 'hex');
+    const pseudonym = (type, id) => crypto.createHmac('sha256', key).update(`${type}/${id}`).digest('hex').slice(0, 32);
+    assert.deepEqual(patients.map((p) => p.id).sort(), ids.map((id) => pseudonym('Patient', id)).sort());
     const [o] = lines(out.files.Observation);
-    assert.equal(o.id, obs);
+    assert.equal(o.id, pseudonym('Observation', obs));
+    assert.equal(o.subject.reference, `Patient/${pseudonym('Patient', ids[0])}`);
     const first = patients.find((p) => p.birthDate === PEOPLE[0].birth.slice(0, 7));
     assert.equal(o.subject.reference, `Patient/${first.id}`);
     assert.equal(o.subject.display, undefined);

@@ -2,7 +2,8 @@
 // pseudonymised with a keyed hash"). A Pseudonymizer holds the deployment's
 // secret (DATA/keys/pseudonym.key: 32 random bytes, hex, mode 0600, made on
 // first use) and turns
-//   - a Patient or Person id into its pseudonym: HMAC-SHA256(key, "Patient/" + id),
+//   - a Patient or Person id (and the id of any other personal record) into
+//     its pseudonym: HMAC-SHA256(key, "Patient/" + id),
 //     the first 128 bits in lower-case hex (32 characters, a valid FHIR id).
 //     The same id gives the same pseudonym in every file of every export of the
 //     deployment (analysts can join exports); without the key it cannot be
@@ -35,13 +36,12 @@ class Pseudonymizer {
   // For tests: a key given directly (any non-empty bytes).
   explicit Pseudonymizer(std::string key) : key_(std::move(key)) {}
 
-  // The pseudonym of `type`/`id` (type "Patient" or "Person"; others are
-  // hashed the same way but exports keep their ids).
+  // The pseudonym of `type`/`id`.
   std::string Pseudonym(std::string_view type, std::string_view id) const;
 
-  // Rewrites `doc` (any resource) for an analysis export: Patient/Person ids
-  // and every reference to them pseudonymised; for personal records (the
-  // Patient compartment, Person) direct identifiers and free text removed,
+  // Rewrites `doc` (any resource) for an analysis export: ids of personal
+  // records (Patient, Person, every type of the Patient compartment) and every
+  // reference to them pseudonymised; in personal records direct identifiers and free text removed,
   // addresses cut to region codes, birth and death dates to the month; ID
   // numbers and mobile numbers left in any other text masked.
   void Deidentify(fhir::Json& doc) const;
