@@ -32,7 +32,9 @@ std::string Hex(const unsigned char* p, size_t n) {
 }
 
 bool FromHex(std::string_view hex, std::string* out) {
-  auto val = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  auto val = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
   if (hex.size() % 2) return false;
   out->clear();
   for (size_t i = 0; i < hex.size(); i += 2) {
@@ -44,7 +46,8 @@ bool FromHex(std::string_view hex, std::string* out) {
 }
 
 bool IsPersonalType(std::string_view type) {
-  return type == "Patient" || type == "Person" || !fhir::Definitions::R4().PatientCompartmentParams(type).empty();
+  return type == "Patient" || type == "Person" ||
+         !fhir::Definitions::R4().PatientCompartmentParams(type).empty();
 }
 
 // A reference to a personal record: "Observation/x", "Patient/x",
@@ -69,15 +72,16 @@ std::optional<PersonalRef> ParsePersonalRef(std::string_view ref) {
   if (n < 2) return std::nullopt;
   const std::string type(seg(n - 2));
   const std::string_view id = seg(n - 1);
-  if (id.empty() || !fhir::Definitions::R4().IsResourceType(type) || !IsPersonalType(type)) return std::nullopt;
+  if (id.empty() || !fhir::Definitions::R4().IsResourceType(type) || !IsPersonalType(type))
+    return std::nullopt;
   return PersonalRef{type, std::string(id), segs[n - 1].first};
 }
 
 // Keys dropped wherever they occur in a personal record: free text (FHIR
 // Annotation `note`, `comment`s, a report's conclusion and attached form).
 bool IsFreeTextKey(std::string_view k) {
-  return k == "note" || k == "comment" || k == "conclusion" || k == "presentedForm" || k == "contained" ||
-         k == "photo";
+  return k == "note" || k == "comment" || k == "conclusion" || k == "presentedForm" ||
+         k == "contained" || k == "photo";
 }
 
 // Strings whose value is structure, not text: never masked (an id or a code is not an ID number).
@@ -100,25 +104,30 @@ StatusOr<Pseudonymizer> Pseudonymizer::Open(const std::string& keys_dir) {
   const fs::path path = fs::path(keys_dir) / "pseudonym.key";
   if (!fs::exists(path)) {
     unsigned char raw[32];
-    if (RAND_bytes(raw, sizeof raw) != 1) return Internal("cannot draw a random pseudonymisation key (OpenSSL)");
+    if (RAND_bytes(raw, sizeof raw) != 1)
+      return Internal("cannot draw a random pseudonymisation key (OpenSSL)");
     const std::string text = Hex(raw, sizeof raw) + "\n";
     const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) return Internal("cannot create " + tmp);
-    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                    ::fsync(fd) == 0;
     ::close(fd);
     // link() fails if another process made the key first: then both use that one.
     const bool linked = ok && ::link(tmp.c_str(), path.c_str()) == 0;
     ::unlink(tmp.c_str());
     if (!ok) return Internal("cannot write " + tmp);
-    if (linked) log::Info("created the pseudonymisation key {} (keep it with the data folder's keys)", path.string());
+    if (linked)
+      log::Info("created the pseudonymisation key {} (keep it with the data folder's keys)",
+                path.string());
   }
   std::ifstream in(path);
   std::string hex;
   in >> hex;
   std::string key;
   if (hex.size() != 64 || !FromHex(hex, &key))
-    return Status(StatusCode::kDataLoss, path.string() + " is not a pseudonymisation key (64 hex characters)");
+    return Status(StatusCode::kDataLoss,
+                  path.string() + " is not a pseudonymisation key (64 hex characters)");
   return Pseudonymizer(std::move(key));
 }
 
@@ -128,8 +137,8 @@ std::string Pseudonymizer::Pseudonym(std::string_view type, std::string_view id)
   input.append(type).append("/").append(id);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), reinterpret_cast<const unsigned char*>(input.data()),
-       input.size(), md, &len);
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), md, &len);
   return Hex(md, 16);  // 128 bits: collisions are negligible at any realistic population
 }
 
@@ -153,7 +162,8 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
     }
     for (const char* m : {"birthDate", "deceasedDateTime"})
       if (auto it = doc.FindMember(m); it != doc.MemberEnd() && it->value.IsString()) {
-        const std::string month = CoarsenToMonth({it->value.GetString(), it->value.GetStringLength()});
+        const std::string month =
+            CoarsenToMonth({it->value.GetString(), it->value.GetStringLength()});
         it->value.SetString(month.c_str(), static_cast<rapidjson::SizeType>(month.size()), a);
       }
   }
@@ -168,7 +178,8 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
         if (v.HasMember("identifier")) v.RemoveMember("identifier");
         if (auto pr = ParsePersonalRef({ref->value.GetString(), ref->value.GetStringLength()})) {
           const std::string_view r(ref->value.GetString(), ref->value.GetStringLength());
-          const std::string out = std::string(r.substr(0, pr->id_at)) + Pseudonym(pr->type, pr->id) +
+          const std::string out = std::string(r.substr(0, pr->id_at)) +
+                                  Pseudonym(pr->type, pr->id) +
                                   std::string(r.substr(pr->id_at + pr->id.size()));
           ref->value.SetString(out.c_str(), static_cast<rapidjson::SizeType>(out.size()), a);
         }
@@ -184,7 +195,9 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
           if (!IsStructuralKey(key)) {
             const std::string_view s(it->value.GetString(), it->value.GetStringLength());
             std::string masked = MaskIdentifiers(s);
-            if (masked != s) it->value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()), a);
+            if (masked != s)
+              it->value.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()),
+                                  a);
           }
         } else {
           self(self, it->value);
@@ -193,7 +206,8 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
       }
     } else if (v.IsArray()) {
       for (auto& x : v.GetArray())
-        if (!x.IsString()) self(self, x);
+        if (!x.IsString())
+          self(self, x);
         else {
           std::string masked = MaskIdentifiers({x.GetString(), x.GetStringLength()});
           x.SetString(masked.c_str(), static_cast<rapidjson::SizeType>(masked.size()), a);
@@ -209,10 +223,12 @@ void Pseudonymizer::Deidentify(fhir::Json& doc) const {
       const std::string p = Pseudonym(type, {it->value.GetString(), it->value.GetStringLength()});
       it->value.SetString(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a);
       if (!identity) return;
-      // The one identifier left: the pseudonym, so a de-identified record still says what identifies it.
+      // The one identifier left: the pseudonym, so a de-identified record still says what
+      // identifies it.
       fhir::JsonValue ident(rapidjson::kObjectType);
       ident.AddMember("system", rapidjson::StringRef(kSystem), a);
-      ident.AddMember("value", fhir::JsonValue(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a), a);
+      ident.AddMember("value",
+                      fhir::JsonValue(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a), a);
       fhir::JsonValue list(rapidjson::kArrayType);
       list.PushBack(ident, a);
       doc.AddMember("identifier", list, a);

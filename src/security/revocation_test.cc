@@ -16,14 +16,16 @@ using std::chrono::milliseconds;
 class Revocations : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("rhip-revoke-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("rhip-revoke-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     path_ = (dir_ / "revocations.json").string();
   }
   void TearDown() override { fs::remove_all(dir_); }
-  static Principal Token(std::string subject, std::string jti, int64_t iat, std::string client = "") {
+  static Principal Token(std::string subject, std::string jti, int64_t iat,
+                         std::string client = "") {
     Principal p{.subject = std::move(subject), .role = Role::kCdc};
     p.token_id = std::move(jti);
     p.issued_at = iat;
@@ -49,7 +51,8 @@ TEST_F(Revocations, EachKindOfRuleRevokesWhatItNamesAndNothingElse) {
   ASSERT_TRUE(subject.ok());
   EXPECT_GE(subject->before, now);  // a subject without a time: what was issued until now
   EXPECT_TRUE((*list)->IsRevoked(Token("dr-li", "j3", now - 100)));
-  EXPECT_FALSE((*list)->IsRevoked(Token("dr-li", "j4", subject->before + 1)));  // a later login works
+  EXPECT_FALSE(
+      (*list)->IsRevoked(Token("dr-li", "j4", subject->before + 1)));  // a later login works
   EXPECT_FALSE((*list)->IsRevoked(Token("dr-wang", "j5", now)));
 
   ASSERT_TRUE((*list)->Add({.client = "his-1", .before = now - 50}).ok());
@@ -67,7 +70,8 @@ TEST_F(Revocations, BadRulesAreRefusedWithWhatToSay) {
   auto list = RevocationList::Open(path_);
   ASSERT_TRUE(list.ok());
   EXPECT_EQ((*list)->Add({}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ((*list)->Add({.jti = "j", .subject = "s"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*list)->Add({.jti = "j", .subject = "s"}).status().code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ((*list)->Add({.jti = "j", .before = 5}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE((*list)->Rules().empty());
   EXPECT_FALSE(ParseRevocationTime("yesterday").ok());
@@ -77,8 +81,9 @@ TEST_F(Revocations, BadRulesAreRefusedWithWhatToSay) {
 }
 
 TEST_F(Revocations, AnotherProcessesRuleIsSeenWithoutARestartAndSurvivesReopening) {
-  auto server = RevocationList::Open(path_, milliseconds(0));  // the running server (re-checks every call)
-  auto cli = RevocationList::Open(path_);                      // `rhip token revoke` beside it
+  auto server =
+      RevocationList::Open(path_, milliseconds(0));  // the running server (re-checks every call)
+  auto cli = RevocationList::Open(path_);            // `rhip token revoke` beside it
   ASSERT_TRUE(server.ok() && cli.ok());
   const Principal t = Token("a", "j1", 1);
   EXPECT_FALSE((*server)->IsRevoked(t));
@@ -88,7 +93,8 @@ TEST_F(Revocations, AnotherProcessesRuleIsSeenWithoutARestartAndSurvivesReopenin
   auto reopened = RevocationList::Open(path_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE((*reopened)->IsRevoked(t));
-  EXPECT_EQ((fs::status(path_).permissions() & fs::perms::all), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ((fs::status(path_).permissions() & fs::perms::all),
+            fs::perms::owner_read | fs::perms::owner_write);
 }
 
 TEST_F(Revocations, ADamagedListIsAnErrorAtOpenAndKeepsTheLastGoodOneWhileRunning) {
@@ -96,7 +102,8 @@ TEST_F(Revocations, ADamagedListIsAnErrorAtOpenAndKeepsTheLastGoodOneWhileRunnin
   ASSERT_TRUE(list.ok());
   ASSERT_TRUE((*list)->Add({.jti = "j1"}).ok());
   std::ofstream(path_, std::ios::trunc) << "{not json";
-  EXPECT_TRUE((*list)->IsRevoked(Token("a", "j1", 1)));  // never "nothing is revoked" because of a bad file
+  EXPECT_TRUE(
+      (*list)->IsRevoked(Token("a", "j1", 1)));  // never "nothing is revoked" because of a bad file
   auto reopened = RevocationList::Open(path_);
   EXPECT_EQ(reopened.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(reopened.status().message().find("not a revocation list"), std::string::npos);

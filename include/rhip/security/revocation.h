@@ -50,8 +50,8 @@ class RevocationList {
   ~RevocationList();
 
   // Opens (or starts) the list at `path`; kDataLoss when the file is not a revocation list.
-  static StatusOr<std::unique_ptr<RevocationList>> Open(std::string path,
-                                                        std::chrono::milliseconds recheck = std::chrono::seconds(1));
+  static StatusOr<std::unique_ptr<RevocationList>> Open(
+      std::string path, std::chrono::milliseconds recheck = std::chrono::seconds(1));
 
   // Appends a rule (written before it returns) and returns it as stored (`at`,
   // and `before` = now for a subject or client without one, filled in).
