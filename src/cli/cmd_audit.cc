@@ -2,6 +2,8 @@
 // names the first record that does not fit.
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/command.h"
 #include "rhip/security/audit.h"
@@ -11,21 +13,35 @@ namespace {
 
 RunFn Setup(CLI::App& sub) {
   auto data = std::make_shared<std::string>();
+  auto anchor_specs = std::make_shared<std::vector<std::string>>();
   sub.require_subcommand(1);
   CLI::App* verify = sub.add_subcommand("verify", "recompute the audit log's hash chain (DATA/audit.db, DATA/audit.head)");
   verify->add_option("--data", *data, "data folder")->required();
-  sub.footer("Exit status: 0 intact, 2 broken (the first broken record is named), 1 error.\n"
-             "Example:\n  rhip audit verify --data data/demo");
-  return [data] {
-    auto v = security::VerifyAuditLog(*data);
+  verify->add_option("--anchor", *anchor_specs,
+                     "a head recorded elsewhere: an anchor file (rhip serve --audit-anchor) or SEQ:HASH as printed here "
+                     "(repeatable); fails when the chain is shorter or differs there");
+  sub.footer("Prints the chain's head (record it outside the machine, then pass it to --anchor later).\n"
+             "Exit status: 0 intact, 2 broken (the first broken record is named), 1 error.\n"
+             "Example:\n  rhip audit verify --data data/demo --anchor /mnt/worm/rhip-audit.anchors --anchor 1200:5f3a…");
+  return [data, anchor_specs] {
+    std::vector<security::AuditAnchor> anchors;
+    for (const std::string& spec : *anchor_specs) {
+      auto parsed = security::ParseAuditAnchors(spec);
+      if (!parsed.ok()) return Fail("audit verify", parsed.status().message());
+      anchors.insert(anchors.end(), parsed->begin(), parsed->end());
+    }
+    auto v = security::VerifyAuditLog(*data, anchors);
     if (!v.ok()) return Fail("audit verify", v.status().ToString() + " (is --data a rhip data folder with an audit log?)");
     if (v->ok) {
-      std::printf("audit log intact: %lld records, chain and head verified\n", static_cast<long long>(v->records));
-      return 0;
+      std::printf("audit log intact: %lld records, chain and head verified", static_cast<long long>(v->records));
+      if (!anchors.empty()) std::printf(", %d anchor(s) match", v->anchors_checked);
+      std::printf("\n");
+    } else {
+      std::printf("audit log BROKEN at record %lld (of %lld): %s\n", static_cast<long long>(v->first_broken),
+                  static_cast<long long>(v->records), v->problem.c_str());
     }
-    std::printf("audit log BROKEN at record %lld (of %lld): %s\n", static_cast<long long>(v->first_broken),
-                static_cast<long long>(v->records), v->problem.c_str());
-    return 2;
+    std::printf("chain head: %lld:%s\n", static_cast<long long>(v->head_seq), v->head_hash.c_str());
+    return v->ok ? 0 : 2;
   };
 }
 

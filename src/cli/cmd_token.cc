@@ -4,7 +4,9 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "rhip/core/time.h"
 #include "rhip/security/principal.h"
+#include "rhip/security/revocation.h"
 #include "rhip/security/token.h"
 
 namespace rhip::cli {
@@ -37,17 +39,57 @@ int RunToken(const TokenFlags& f) {
   }
   auto jwt = (*tokens)->Issue(p, f.ttl);
   if (!jwt.ok()) return Fail("token", jwt.status().message());
-  std::fprintf(stderr, "token for %s (role %s%s%s), valid %lld s, key %s\n", p.subject.c_str(), f.role.c_str(),
+  auto issued = (*tokens)->Verify(*jwt);  // for its jti, which `rhip token revoke --jti` takes
+  std::fprintf(stderr, "token for %s (role %s%s%s), valid %lld s, key %s, jti %s\n", p.subject.c_str(), f.role.c_str(),
                p.org.empty() ? "" : (", org " + p.org).c_str(), p.person.empty() ? "" : (", person " + p.person).c_str(),
-               static_cast<long long>(f.ttl), (*tokens)->SigningKid().c_str());
+               static_cast<long long>(f.ttl), (*tokens)->SigningKid().c_str(),
+               issued.ok() ? issued->token_id.c_str() : "?");
   std::printf("%s\n", jwt->c_str());
+  return 0;
+}
+
+struct RevokeFlags {
+  std::string data, jti, subject, client, before, reason;
+};
+
+int RunRevoke(const RevokeFlags& f) {
+  auto list = security::RevocationList::Open(f.data + "/revocations.json");
+  if (!list.ok()) return Fail("token revoke", list.status().ToString());
+  security::RevocationRule r{.jti = f.jti, .subject = f.subject, .client = f.client, .by = "rhip token revoke",
+                             .reason = f.reason};
+  if (!f.before.empty()) {
+    auto t = security::ParseRevocationTime(f.before);
+    if (!t.ok()) return Fail("token revoke", t.status().message());
+    r.before = *t;
+  }
+  auto added = (*list)->Add(std::move(r));
+  if (!added.ok()) return Fail("token revoke", added.status().message());
+  const std::string what = !added->jti.empty() ? "token " + added->jti
+                           : !added->subject.empty() ? "tokens of subject " + added->subject
+                           : !added->client.empty() ? "tokens of client " + added->client
+                                                    : std::string("every token");
+  std::printf("revoked %s%s (a running server refuses them within a second)\n", what.c_str(),
+              added->before ? (" issued until " + FormatInstant(added->before * kMicrosPerSecond)).c_str() : "");
   return 0;
 }
 
 RunFn SetupToken(CLI::App& sub) {
   auto f = std::make_shared<TokenFlags>();
-  sub.add_option("--data", f->data, "data folder (its signing keys are DATA/keys/*.pem)")->required();
-  sub.add_option("--role", f->role, "system, clinician, resident, cdc, commission, steward or admin")->required();
+  auto rv = std::make_shared<RevokeFlags>();
+  CLI::App* revoke = sub.add_subcommand("revoke", "revoke tokens at once, without a restart (DATA/revocations.json)");
+  revoke->add_option("--data", rv->data, "data folder")->required();
+  auto* jti = revoke->add_option("--jti", rv->jti, "one token, by its id (printed by rhip token; the jti claim)");
+  auto* subject = revoke->add_option("--subject", rv->subject, "every token of this subject (user name, client id, --sub)");
+  auto* client = revoke->add_option("--client", rv->client, "every token of this OAuth2 client (client_credentials)");
+  revoke->add_option("--before", rv->before,
+                     "only tokens issued at or before this time (instant, epoch seconds or now; alone: every token)");
+  revoke->add_option("--reason", rv->reason, "why (kept in the list)");
+  jti->excludes(subject)->excludes(client);
+  subject->excludes(client);
+  revoke->footer("Example:\n  rhip token revoke --data data/demo --subject dr-li --reason 'laptop stolen'\n"
+                 "  rhip token revoke --data data/demo --before 2026-12-02T15:00:00+08:00");
+  sub.add_option("--data", f->data, "data folder (its signing keys are DATA/keys/*.pem)");
+  sub.add_option("--role", f->role, "system, clinician, resident, cdc, commission, steward or admin");
   sub.add_option("--org", f->org, "institution code (system, clinician)");
   sub.add_option("--person", f->person, "EMPI person id (resident)");
   sub.add_option("--sub", f->subject, "subject named in the audit log (default rhip-token:ROLE)");
@@ -56,7 +98,11 @@ RunFn SetupToken(CLI::App& sub) {
   sub.footer("Prints the token alone on its last line.\nExample:\n"
              "  TOKEN=$(rhip token --data data/demo --role clinician --org 47000001 | tail -1)\n"
              "  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/fhir/Patient?_count=1");
-  return [f] { return RunToken(*f); };
+  return [f, rv, revoke] {
+    if (revoke->parsed()) return RunRevoke(*rv);
+    if (f->data.empty() || f->role.empty()) return Fail("token", "--data and --role are required (or: rhip token revoke …)");
+    return RunToken(*f);
+  };
 }
 
 RunFn SetupKeys(CLI::App& sub) {

@@ -32,6 +32,12 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--cors-origin", f.cors_origins, "a browser origin allowed to call the API cross-origin (repeatable; none by default)");
   sub.add_option("--tls-cert", f.tls_cert, "PEM certificate chain: serve HTTPS (TLS 1.2+) instead of HTTP")->check(CLI::ExistingFile);
   sub.add_option("--tls-key", f.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  sub.add_option("--audit-anchor", f.audit_anchor,
+                 "append the audit chain's head (SEQ HASH INSTANT) to this file, outside the data folder ideally "
+                 "(another disk, an append-only mount, a shipped log): rhip audit verify --anchor FILE then detects "
+                 "records cut off the end");
+  sub.add_option("--audit-anchor-interval", f.audit_anchor_interval, "seconds between anchors (default 60; also at a stop)")
+      ->check(CLI::Range(0.0, 86400.0));
   sub.add_flag("--insecure-dev", f.insecure_dev,
                "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
 }
@@ -44,8 +50,11 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   if (Status st = empi.Load(); !st.ok()) return Fail(command, st.ToString());
   // Security: token keys (DATA/keys), accounts (DATA/accounts.json), the facts of
   // authorization (care relationships; who is whom from the EMPI) and the audit log.
-  auto gate = security::Gate::Open({.data_dir = f.data, .store = store, .persons = &empi.directory(),
-                                    .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit}});
+  auto gate = security::Gate::Open(
+      {.data_dir = f.data, .store = store, .persons = &empi.directory(),
+       .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit},
+       .audit_anchor = f.audit_anchor,
+       .audit_anchor_interval = std::chrono::milliseconds(static_cast<int64_t>(f.audit_anchor_interval * 1000))});
   if (!gate.ok()) return Fail(command, gate.status().ToString());
   if (f.insecure_dev) {
     std::fprintf(stderr,

@@ -30,6 +30,8 @@ struct PlatformFlags {
   double rate_limit = 1000;   // requests/s per client; 0 = none
   std::vector<std::string> cors_origins;
   std::string tls_cert, tls_key;  // HTTPS when both are set
+  std::string audit_anchor;       // file the audit log's head is appended to (empty: none)
+  double audit_anchor_interval = 60;  // seconds between anchors
 };
 
 // Adds the serving flags (everything but --data) to a sub-command.

@@ -102,7 +102,7 @@ class AuthorizationMatrix : public ::testing::Test {
       r.body = R"({"resourceType":"Bundle","type":"searchset"})";
       return r;
     };
-    so.fhir.operations = {{"$export", fake_op}, {"$match", fake_op}};
+    so.fhir.operations = {{"$export", fake_op}, {"$import", fake_op}, {"$match", fake_op}};
     so.extra_routes.push_back({"GET", "/api/mpi/queue", [](const HttpRequest&) { return HttpResponse::Json(200, "[]"); }});
     so.extra_routes.push_back({"GET", "/api/hl7/status", [](const HttpRequest&) { return HttpResponse::Json(200, "{}"); }});
     ServerOptions o;
@@ -268,7 +268,12 @@ std::vector<Cell> Matrix() {
       {"cdc _include brings patients de-identified", Role::kCdc, "", "", "GET", "/fhir/Observation?_include=Observation:subject", 200, {"\"resourceType\":\"Patient\""}, {"李娜", "张伟", "330411198502023456"}},
       {"cdc $everything", Role::kCdc, "", "", "GET", "/fhir/Patient/pb2/$everything", 403, {}, {}},
       {"cdc history", Role::kCdc, "", "", "GET", "/fhir/Patient/pb2/_history", 403, {}, {}},
-      {"cdc $export (not de-identified yet)", Role::kCdc, "", "", "GET", "/fhir/$export", 403, {"not de-identified"}, {}},
+      {"cdc $export (de-identified)", Role::kCdc, "", "", "GET", "/fhir/$export", 200, {}, {}},
+      {"cdc $import", Role::kCdc, "", "", "POST", "/fhir/$import", 403, {"admin"}, {}, R"({"resourceType":"Parameters"})"},
+      {"commission $export (de-identified)", Role::kCommission, "", "", "GET", "/fhir/Patient/$export", 200, {}, {}},
+      {"clinician A asks for a de-identified $export", Role::kClinician, A, "", "GET", "/fhir/$export?deidentify=true", 403, {}, {}},
+      {"resident asks for a de-identified $export", Role::kResident, "", "PER-1", "GET", "/fhir/Patient/$export?deidentify=true", 403, {}, {}},
+      {"admin $export with a bad deidentify", Role::kAdmin, "", "", "GET", "/fhir/$export?deidentify=yes", 400, {"deidentify must be true or false"}, {}},
       {"cdc writes", Role::kCdc, "", "", "PUT", "/fhir/Observation/o-a1", 403, {}, {}, Obs("o-a1", "pa1", "ORG-A")},
       {"commission line list", Role::kCommission, "", "", "GET", "/fhir/Patient", 200, {"\"birthDate\":\"1990\""}, {"张伟", "330402199005171234"}},
       {"commission searches by phone", Role::kCommission, "", "", "GET", "/fhir/Patient?telecom=13812345678", 403, {}, {}},

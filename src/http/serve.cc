@@ -13,6 +13,7 @@
 
 #include "rhip/core/time.h"
 #include "rhip/core/url.h"
+#include "rhip/fhir/operation_outcome.h"
 #include "rhip/fhir/rest.h"
 
 namespace rhip::http {
@@ -312,6 +313,41 @@ HttpResponse TokenEndpoint(security::Gate* gate, const HttpRequest& req) {
   return r;
 }
 
+// POST /auth/revoke (admin): adds a rule to the revocation list, which every
+// request's authentication consults (this server at once, others within a second).
+HttpResponse RevokeEndpoint(security::Gate* gate, const HttpRequest& req, const Caller& c) {
+  if (!gate) return HttpResponse::Error(503, "security", "security is off (--insecure-dev): there are no tokens to revoke");
+  security::Decision d = gate->AuthorizeApi(c.principal, req.path);
+  if (d.effect == security::Effect::kDeny)
+    return HttpResponse::Error(403, "forbidden", "access denied for " + std::string(security::RoleName(c.principal.role)) + ": " + d.reason);
+  if (req.Header("content-type").rfind("application/x-www-form-urlencoded", 0) != 0)
+    return HttpResponse::Error(400, "invalid", "send the revocation as application/x-www-form-urlencoded (token, jti, subject, client, before, reason)");
+  auto rule = gate->Revoke(ParseQueryString(req.body), c.principal);
+  if (!rule.ok()) return HttpResponse::Error(fhir::HttpStatusFor(rule.status().code()), "invalid", rule.status().message());
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key("revoked");
+  w.StartObject();
+  for (auto [k, v] : {std::pair{"jti", &rule->jti}, std::pair{"subject", &rule->subject}, std::pair{"client", &rule->client},
+                      std::pair{"by", &rule->by}, std::pair{"reason", &rule->reason}}) {
+    if (v->empty()) continue;
+    w.Key(k);
+    w.String(v->c_str());
+  }
+  if (rule->before) {
+    w.Key("before");
+    w.String(FormatInstant(rule->before * kMicrosPerSecond).c_str());
+  }
+  w.Key("at");
+  w.String(FormatInstant(rule->at * kMicrosPerSecond).c_str());
+  w.EndObject();
+  w.EndObject();
+  HttpResponse r = HttpResponse::Json(200, std::string(b.GetString(), b.GetSize()));
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
 HttpResponse AccessLog(security::Gate* gate, const HttpRequest& req, const Caller& c) {
   if (!gate || !gate->audit()) return HttpResponse::Error(503, "transient", "the audit log is not available");
   security::Decision d = gate->AuthorizeApi(c.principal, req.path);
@@ -417,6 +453,8 @@ Router PlatformRouter(const ServeOptions& options, store::Store& store) {
   // The CapabilityStatement is public (SMART clients read it before they have a token).
   add("GET", "/fhir/metadata", Unguarded([fhir_handler](const HttpRequest& req) { return fhir_handler(req, nullptr); }));
   add("POST", "/auth/token", Unguarded([gate = options.gate](const HttpRequest& req) { return TokenEndpoint(gate, req); }));
+  add("POST", "/auth/revoke",
+      Guarded(options, [gate = options.gate](const HttpRequest& req, Caller& c) { return RevokeEndpoint(gate, req, c); }));
   for (const auto& r : options.extra_routes)
     add(r.method, r.prefix,
         Guarded(options, [h = r.handler, gate = options.gate](const HttpRequest& req, Caller& c) {

@@ -82,6 +82,11 @@ struct Job {
   int64_t progress = 0;
   std::vector<Output> outputs;
   std::string result_json;  // $import: counts and errors
+  int64_t withheld = 0;     // $export: resources the caller's rules left out
+  // $export: the caller's rules, applied to every resource written; nullptr for
+  // a trusted internal caller (no access control). Set before the thread starts.
+  std::unique_ptr<fhir::DisclosureRules> rules;
+  std::string owner;  // rules->owner(): who may poll, download, cancel
   std::thread thread;
 };
 
@@ -176,6 +181,10 @@ struct BulkData::Impl {
     auto job = NewJob(req, false);
     if (!job.ok()) return Error(job.status());
     std::shared_ptr<Job> j = *job;
+    if (req.access) {
+      j->rules = req.access->RulesForJob();
+      j->owner = j->rules->owner();
+    }
     const bool all_patients = patients && seg[0] == "Patient";
     j->thread = std::thread([this, j, types, since, patients, all_patients]() mutable {
       Status st = RunExport(*j, types, since, patients, all_patients);
@@ -191,16 +200,30 @@ struct BulkData::Impl {
 
   struct Writers {
     fs::path dir;
+    const fhir::DisclosureRules* rules = nullptr;
     std::map<std::string, std::unique_ptr<std::ofstream>> files;
     std::map<std::string, int64_t> counts;
-    Status Write(const store::ResourceVersion& v) {
-      auto& f = files[v.type];
-      if (!f) {
-        f = std::make_unique<std::ofstream>(dir / (v.type + ".ndjson"), std::ios::binary);
-        if (!*f) return Status(StatusCode::kUnavailable, "cannot write " + (dir / (v.type + ".ndjson")).string());
+    int64_t withheld = 0;
+    Status Write(const store::ResourceVersion& stored) {
+      const store::ResourceVersion* v = &stored;
+      store::ResourceVersion disclosed;
+      if (rules) {
+        disclosed = stored;
+        Status st = rules->Disclose(disclosed);
+        if (st.code() == StatusCode::kPermissionDenied) {
+          ++withheld;
+          return Status::Ok();
+        }
+        RETURN_IF_ERROR(st);
+        v = &disclosed;
       }
-      *f << v.json << '\n';
-      ++counts[v.type];
+      auto& f = files[v->type];
+      if (!f) {
+        f = std::make_unique<std::ofstream>(dir / (v->type + ".ndjson"), std::ios::binary);
+        if (!*f) return Status(StatusCode::kUnavailable, "cannot write " + (dir / (v->type + ".ndjson")).string());
+      }
+      *f << v->json << '\n';
+      ++counts[v->type];
       return Status::Ok();
     }
   };
@@ -210,6 +233,7 @@ struct BulkData::Impl {
     const fhir::Definitions& defs = fhir::Definitions::R4();
     Writers out;
     out.dir = JobDir(job.id);
+    out.rules = job.rules.get();
     std::error_code ec;
     fs::create_directories(out.dir, ec);
     if (ec) return Status(StatusCode::kUnavailable, "cannot create " + out.dir.string() + ": " + ec.message());
@@ -283,6 +307,7 @@ struct BulkData::Impl {
     }
     std::lock_guard lock(job.mu);
     for (const auto& [type, n] : out.counts) job.outputs.push_back({type, type + ".ndjson", n});
+    job.withheld = out.withheld;
     return Status::Ok();
   }
 
@@ -290,6 +315,8 @@ struct BulkData::Impl {
     const std::string id = Query(req, "_jobId");
     auto job = Find(id);
     if (!job || job->is_import != is_import) return Error(NotFound("no bulk job '" + id + "'"));
+    if (req.access)
+      if (Status st = req.access->OnJobAccess(job->owner); !st.ok()) return Error(st);
     if (req.method == "DELETE") {
       job->cancel = true;
       if (job->thread.joinable() && job->thread.get_id() != std::this_thread::get_id()) job->thread.join();
@@ -327,7 +354,7 @@ struct BulkData::Impl {
     w.Key("request");
     w.String(job->request.c_str());
     w.Key("requiresAccessToken");
-    w.Bool(false);
+    w.Bool(job->rules != nullptr);  // the file URLs are behind the same token check as the kick-off
     w.Key("output");
     w.StartArray();
     for (const auto& o : job->outputs) {
@@ -345,6 +372,16 @@ struct BulkData::Impl {
     w.Key("error");
     w.StartArray();
     w.EndArray();
+    if (job->rules) {
+      // Bulk Data manifest extensions: what kind of export this is, and what the caller's rules left out.
+      w.Key("extension");
+      w.StartObject();
+      w.Key("http://rhip.health/fhir/bulk/deidentified");
+      w.Bool(job->rules->deidentified());
+      w.Key("http://rhip.health/fhir/bulk/withheld");
+      w.Int64(job->withheld);
+      w.EndObject();
+    }
     w.EndObject();
     r.body.assign(buf.GetString(), buf.GetSize());
     return r;
@@ -359,6 +396,8 @@ struct BulkData::Impl {
     const std::string id = rest.substr(0, slash), file = slash == std::string::npos ? "" : rest.substr(slash + 1);
     auto job = Find(id);
     if (!job || job->is_import) return Error(NotFound("no export job '" + id + "'"));
+    if (req.access)
+      if (Status st = req.access->OnJobAccess(job->owner); !st.ok()) return Error(st);
     std::lock_guard lock(job->mu);
     for (const auto& o : job->outputs) {
       if (o.file != file) continue;  // only the files the manifest names: no other path is reachable

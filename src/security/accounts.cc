@@ -176,6 +176,7 @@ class FileAccounts : public Accounts {
     p.org = r.org;
     p.person = r.person;
     p.scopes = r.scopes.empty() ? DefaultScopes(r.role, !client) : r.scopes;
+    if (client) p.client_id = r.name;
     return p;
   }
 

@@ -96,6 +96,7 @@ TEST(Accounts, ClientCredentialsWithGeneratedSecret) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->role, Role::kSystem);
   EXPECT_EQ(p->org, "47000001");
+  EXPECT_EQ(p->client_id, "his-47000001");  // what `rhip token revoke --client` matches
   EXPECT_EQ(p->scopes, (std::vector<std::string>{"system/*.read", "system/*.write"}));
   EXPECT_FALSE((*a)->ClientLogin("his-47000001", "guess", 10).ok());
   EXPECT_FALSE((*a)->AddClient({.id = "no-org"}).ok());

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -271,7 +272,28 @@ struct AuditLog::Impl {
   int64_t last_seq = 0;
   int64_t last_page = 0;
   std::string last_hash = kGenesis;
+  int64_t anchored_seq = 0;  // writer thread: the head last written to the anchor file
+  Micros anchored_at = 0;
   std::thread writer;
+
+  // Appends the head to the anchor file (when there is one and the interval passed, or `force`).
+  void Anchor(bool force) {
+    if (options.anchor_path.empty() || last_seq == anchored_seq) return;
+    const Micros now = NowMicros();
+    if (!force && now - anchored_at < std::chrono::duration_cast<std::chrono::microseconds>(options.anchor_interval).count())
+      return;
+    std::FILE* f = std::fopen(options.anchor_path.c_str(), "a");
+    const bool ok = f && std::fprintf(f, "%lld %s %s\n", static_cast<long long>(last_seq), last_hash.c_str(),
+                                      FormatInstant(now).c_str()) > 0 &&
+                    std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    if (f) std::fclose(f);
+    if (!ok) {
+      log::Error("audit log: cannot append the head to the anchor file {}", options.anchor_path);
+      return;  // tried again after the next batch
+    }
+    anchored_seq = last_seq;
+    anchored_at = now;
+  }
 
   void Run() {
     pthread_setname_np(pthread_self(), "rhip-audit");
@@ -281,7 +303,10 @@ struct AuditLog::Impl {
       if (queue.empty()) {
         flush_now = false;
         done_cv.notify_all();
-        if (stopping) return;
+        if (stopping) {
+          Anchor(true);  // a graceful stop leaves the final head in the anchor file
+          return;
+        }
         continue;
       }
       std::vector<AuditEntry> batch;
@@ -314,6 +339,7 @@ struct AuditLog::Impl {
         continue;
       }
       durable += static_cast<int64_t>(batch.size());
+      Anchor(false);
       done_cv.notify_all();
     }
   }
@@ -452,7 +478,41 @@ StatusOr<std::vector<std::string>> AuditLog::ForPatients(const std::vector<std::
   return out;
 }
 
-StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir) {
+StatusOr<std::vector<AuditAnchor>> ParseAuditAnchors(const std::string& spec) {
+  auto valid_hash = [](const std::string& h) {
+    return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  std::vector<AuditAnchor> out;
+  if (const size_t colon = spec.find(':'); colon != std::string::npos && spec.find('/') == std::string::npos) {
+    AuditAnchor a;
+    const std::string seq = spec.substr(0, colon);
+    a.hash = spec.substr(colon + 1);
+    if (seq.empty() || seq.find_first_not_of("0123456789") != std::string::npos || !valid_hash(a.hash))
+      return InvalidArgument("anchor '" + spec + "' is not SEQ:HASH (a record number and its 64-hex-character SHA-256)");
+    a.seq = std::atoll(seq.c_str());
+    a.source = "anchor " + seq;
+    out.push_back(std::move(a));
+    return out;
+  }
+  std::ifstream in(spec);
+  if (!in) return NotFound("anchor file " + spec + " cannot be read (or give an anchor as SEQ:HASH)");
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    std::istringstream ls(line);
+    AuditAnchor a;
+    if (!(ls >> a.seq >> a.hash) || a.seq <= 0 || !valid_hash(a.hash))
+      return InvalidArgument(spec + " line " + std::to_string(n) + " is not \"SEQ HASH [INSTANT]\"");
+    a.source = spec + " line " + std::to_string(n);
+    out.push_back(std::move(a));
+  }
+  if (out.empty()) return InvalidArgument("anchor file " + spec + " names no anchor");
+  return out;
+}
+
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors) {
+  std::map<int64_t, std::vector<const AuditAnchor*>> by_seq;
+  for (const auto& a : anchors) by_seq[a.seq].push_back(&a);
   ASSIGN_OR_RETURN(auto s, store::OpenStore({.url = "sqlite:" + dir + "/audit.db", .read_connections = 1,
                                              .create_if_missing = false}));
   AuditVerification v;
@@ -488,11 +548,28 @@ StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir) {
                  : "record " + std::to_string(seq) + " does not carry the previous record's hash");
       prev = Sha256Hex(json);
       expected = seq + 1;
+      if (auto it = by_seq.find(seq); it != by_seq.end()) {
+        for (const AuditAnchor* a : it->second) {
+          ++v.anchors_checked;
+          if (a->hash != prev)
+            fail(seq, "record " + std::to_string(seq) + " does not match " + a->source +
+                          ": the log was rewritten since that anchor was taken");
+        }
+      }
     }
     return Status::Ok();
   });
   s->Close().IgnoreError();
   RETURN_IF_ERROR(st);
+  v.head_seq = expected - 1;
+  v.head_hash = prev;
+  // Anchors past the end: records were cut off (even if audit.head was rewritten to match).
+  for (auto it = by_seq.upper_bound(expected - 1); it != by_seq.end(); ++it)
+    for (const AuditAnchor* a : it->second) {
+      ++v.anchors_checked;
+      fail(expected, "the log ends at record " + std::to_string(expected - 1) + " but " + a->source + " names record " +
+                         std::to_string(a->seq) + ": records were cut off");
+    }
   // The head file names the last record and its hash.
   std::ifstream head(dir + "/audit.head");
   long long head_seq = 0;

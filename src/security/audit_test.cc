@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 
@@ -129,6 +130,73 @@ TEST_F(AuditTest, EventsAreFhirAuditEventsFoundByPatient) {
   EXPECT_NE(ev.find("47000001"), std::string::npos);
   EXPECT_EQ(ev.find("330402199001011234"), std::string::npos);  // masked
   EXPECT_TRUE((*log)->ForPatients({}, 10)->empty());
+}
+
+// Someone cuts the last page off and rewrites audit.head to match: only an
+// anchor kept elsewhere still shows that records are missing.
+TEST_F(AuditTest, AnAnchorDetectsRecordsCutOffEvenWhenTheHeadFileWasRewritten) {
+  const std::string anchors = (dir_ / "elsewhere.anchors").string();
+  auto write = [&](int n, int first) {
+    auto log = AuditLog::Open({.dir = dir_.string(), .anchor_path = anchors, .anchor_interval = std::chrono::milliseconds(0)});
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < n; ++i) (*log)->Record({.subtype = "read", .who = "dr-" + std::to_string(first + i), .role = "clinician"});
+    ASSERT_TRUE((*log)->Flush().ok());
+  };
+  write(3, 0);
+  write(3, 10);  // records 4-6: the page that will be cut off
+  auto all = ParseAuditAnchors(anchors);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_FALSE(all->empty());
+  EXPECT_EQ(all->back().seq, 6);  // the head after the last batch (and the stop)
+  auto intact = VerifyAuditLog(dir_.string(), *all);
+  ASSERT_TRUE(intact.ok());
+  EXPECT_TRUE(intact->ok) << intact->problem;
+  EXPECT_GE(intact->anchors_checked, 2);
+  EXPECT_EQ(intact->head_seq, 6);
+  const std::string head6 = "6:" + intact->head_hash;
+
+  Tamper("\"dr-10\"", [](std::string) { return std::nullopt; });
+  auto cut = VerifyAuditLog(dir_.string());
+  ASSERT_TRUE(cut.ok());
+  ASSERT_FALSE(cut->ok);  // audit.head still says 6
+  ASSERT_EQ(cut->head_seq, 3);
+  {
+    std::ofstream head((dir_ / "audit.head").string(), std::ios::trunc);
+    head << cut->head_seq << " " << cut->head_hash << "\n";  // the attacker makes the head file agree
+  }
+  auto fooled = VerifyAuditLog(dir_.string());
+  EXPECT_TRUE(fooled->ok) << "without an anchor the cut is invisible: " << fooled->problem;
+  auto caught = VerifyAuditLog(dir_.string(), *all);
+  EXPECT_FALSE(caught->ok);
+  EXPECT_NE(caught->problem.find("cut off"), std::string::npos) << caught->problem;
+  auto typed = ParseAuditAnchors(head6);  // the head an operator wrote down
+  ASSERT_TRUE(typed.ok());
+  EXPECT_FALSE(VerifyAuditLog(dir_.string(), *typed)->ok);
+}
+
+TEST_F(AuditTest, AnAnchorThatDisagreesNamesTheRewrittenRecordAndTamperingIsStillFound) {
+  Write(5);
+  auto v = VerifyAuditLog(dir_.string());
+  const std::string good = "5:" + v->head_hash;
+  auto wrong = ParseAuditAnchors("3:" + std::string(64, 'a'));
+  ASSERT_TRUE(wrong.ok());
+  auto bad = VerifyAuditLog(dir_.string(), *wrong);
+  EXPECT_FALSE(bad->ok);
+  EXPECT_EQ(bad->first_broken, 3);
+  EXPECT_NE(bad->problem.find("rewritten"), std::string::npos) << bad->problem;
+  Tamper("\"dr-1\"", [](std::string json) { return Replace(json, "\"dr-1\"", "\"dr-Z\""); });
+  auto tampered = VerifyAuditLog(dir_.string(), *ParseAuditAnchors(good));
+  EXPECT_FALSE(tampered->ok);
+  EXPECT_EQ(tampered->first_broken, 2);
+}
+
+TEST_F(AuditTest, BadAnchorsAreRefusedWithTheFormatExpected) {
+  EXPECT_EQ(ParseAuditAnchors("12:nothex").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseAuditAnchors((dir_ / "missing.anchors").string()).status().code(), StatusCode::kNotFound);
+  { std::ofstream((dir_ / "bad.anchors").string()) << "7 deadbeef\n"; }
+  auto bad = ParseAuditAnchors((dir_ / "bad.anchors").string());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("line 1"), std::string::npos) << bad.status().message();
 }
 
 TEST_F(AuditTest, VerifyingAFolderWithoutALogIsAnError) {

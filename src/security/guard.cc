@@ -1,9 +1,11 @@
 #include "rhip/security/guard.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "rhip/fhir/definitions.h"
 #include "rhip/fhir/index.h"
+#include "rhip/fhir/rest.h"
 
 namespace rhip::security {
 namespace {
@@ -73,12 +75,74 @@ void Deidentify(fhir::Json& doc) {
 }
 
 Guard::Guard(Principal principal, std::string break_glass_reason, store::Store* store,
-             const mpi::PersonDirectory* persons, const CareRelationships* care)
+             const mpi::PersonDirectory* persons, const CareRelationships* care,
+             std::shared_ptr<const Pseudonymizer> pseudonyms)
     : principal_(std::move(principal)),
       break_glass_reason_(principal_.role == Role::kClinician ? std::move(break_glass_reason) : std::string()),
       store_(store),
       persons_(persons),
-      care_(care) {}
+      care_(care),
+      pseudonyms_(std::move(pseudonyms)) {}
+
+std::string JobOwnerOf(const Principal& p) { return std::string(RoleName(p.role)) + ":" + p.subject; }
+
+namespace {
+
+// An export job's rules: the policy's read decision for each resource, with
+// the job's mode (plain or de-identified) as a fact; de-identified jobs run
+// every resource through the Pseudonymizer.
+class JobRules : public fhir::DisclosureRules {
+ public:
+  JobRules(Principal p, bool deidentified, std::shared_ptr<const Pseudonymizer> pseudonyms)
+      : principal_(std::move(p)), owner_(JobOwnerOf(principal_)), deidentified_(deidentified),
+        pseudonyms_(std::move(pseudonyms)) {}
+
+  Status Disclose(store::ResourceVersion& v) const override {
+    TargetFacts f;
+    f.type = v.type;
+    f.compartment_type = IsCompartmentType(v.type);
+    f.deidentified = deidentified_;
+    std::optional<fhir::Json> doc;
+    if (f.compartment_type || deidentified_) {
+      auto parsed = fhir::ParseJson(v.json);
+      if (!parsed.ok()) return Status(StatusCode::kInternal, "stored " + v.type + "/" + v.id + " is not JSON");
+      if (f.compartment_type) f.patients = fhir::PatientCompartmentOf(*parsed, v.type);
+      doc = std::move(*parsed);
+    }
+    const Decision d = Decide(principal_, Action::kRead, f);
+    if (d.effect == Effect::kDeny) return Status(StatusCode::kPermissionDenied, d.reason);
+    // Never plain when the job is de-identified, whatever the read decision says
+    // (directory data: only references and stray ID numbers change).
+    if (deidentified_) {
+      pseudonyms_->Deidentify(*doc);
+      v.json = fhir::WriteJson(*doc);
+    } else if (d.effect == Effect::kAllowRedacted) {
+      return Status(StatusCode::kPermissionDenied, "a plain export cannot carry redacted data");
+    }
+    return Status::Ok();
+  }
+  bool deidentified() const override { return deidentified_; }
+  const std::string& owner() const override { return owner_; }
+
+ private:
+  const Principal principal_;
+  const std::string owner_;
+  const bool deidentified_;
+  const std::shared_ptr<const Pseudonymizer> pseudonyms_;
+};
+
+}  // namespace
+
+std::unique_ptr<fhir::DisclosureRules> Guard::RulesForJob() {
+  return std::make_unique<JobRules>(principal_, export_deidentified_, pseudonyms_);
+}
+
+Status Guard::OnJobAccess(std::string_view owner) {
+  TargetFacts f;
+  f.own_job = !owner.empty() && owner == JobOwnerOf(principal_);
+  Decision d = Decide(principal_, Action::kJob, f);
+  return d.effect == Effect::kDeny ? Refuse(d) : Status::Ok();
+}
 
 Status Guard::Refuse(const Decision& d) {
   record_.denials.push_back(d.reason);
@@ -210,11 +274,28 @@ Status Guard::OnEverything(std::string_view patient_id) {
   return Status::Ok();
 }
 
-Status Guard::OnOperation(std::string_view name, const fhir::RestRequest&) {
+Status Guard::OnOperation(std::string_view name, const fhir::RestRequest& request) {
   TargetFacts f;
   f.operation = std::string(name);
+  if (name == "$export") {
+    for (const auto& [k, v] : request.query) {
+      if (k != "deidentify") continue;
+      if (v != "true" && v != "false")
+        return InvalidArgument("deidentify must be true or false (a de-identified, pseudonymised export), not '" + v + "'");
+      f.deidentify_requested = v == "true";
+    }
+  }
   Decision d = Decide(principal_, Action::kOperation, f);
-  return d.effect == Effect::kDeny ? Refuse(d) : Status::Ok();
+  if (d.effect == Effect::kDeny) return Refuse(d);
+  if (name == "$export") {
+    export_deidentified_ = d.effect == Effect::kAllowRedacted;
+    if (export_deidentified_) {
+      if (!pseudonyms_)
+        return Status(StatusCode::kUnavailable, "de-identified exports need the pseudonymisation key, which is not loaded");
+      record_.redacted = true;
+    }
+  }
+  return Status::Ok();
 }
 
 Status Guard::OnDisclose(store::ResourceVersion& v) {

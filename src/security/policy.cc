@@ -38,11 +38,16 @@ Decision OperationDecision(const Principal& p, const TargetFacts& f) {
     if (p.role == Role::kSteward) return Allow("data steward: patient matching");
     return Deny(op + " returns other institutions' patient records: it is for data stewards");
   }
-  if (StartsWith(op, "$export") || StartsWith(op, "$import")) {
-    if (p.role == Role::kCdc || p.role == Role::kCommission)
-      return Deny("Bulk Data export is not de-identified yet: use searches (they are redacted for your role)");
-    return Deny("Bulk Data " + op + " is for operators (admin)");
+  const bool analyst = p.role == Role::kCdc || p.role == Role::kCommission;
+  if (op == "$export") {
+    if (analyst) return Redacted("de-identified export: pseudonymised patient ids, no direct identifiers");
+    return Deny("Bulk Data $export is for operators (admin) and, de-identified, for cdc and commission");
   }
+  if (op == "$export-poll-status" || op == "$export-file") {
+    if (analyst) return Allow("the status and files of an export job (the caller's own: checked per job)");
+    return Deny("Bulk Data " + op + " is for operators (admin) and the cdc and commission roles");
+  }
+  if (StartsWith(op, "$export") || StartsWith(op, "$import")) return Deny("Bulk Data " + op + " is for operators (admin)");
   return Deny("operation " + op + " is for operators (admin)");
 }
 
@@ -71,7 +76,7 @@ Decision WriteDecision(const Principal& p, Action action, const TargetFacts& f) 
 // Reading one target that belongs to patients (read, instance history, $everything).
 Decision PatientDataDecision(const Principal& p, Action action, const TargetFacts& f) {
   switch (p.role) {
-    case Role::kAdmin: return Allow("operator");
+    case Role::kAdmin: return f.deidentified ? Redacted("de-identified export, as asked") : Allow("operator");
     case Role::kResident:
       if (f.own_person) return Allow("the resident's own record");
       return Deny("this record belongs to another person: residents read only their own records");
@@ -140,8 +145,16 @@ Decision Decide(const Principal& p, Action action, const TargetFacts& f) {
     return ApiDecision(p, f.api_path);
   }
   if (action == Action::kOperation) {
-    if (p.role == Role::kAdmin) return Allow("operator");
+    if (p.role == Role::kAdmin) {
+      if (f.operation == "$export" && f.deidentify_requested) return Redacted("de-identified export, as asked");
+      return Allow("operator");
+    }
     return OperationDecision(p, f);
+  }
+  if (action == Action::kJob) {
+    if (p.role == Role::kAdmin) return Allow("operator");
+    if (f.own_job) return Allow("the caller's own job");
+    return Deny("this job was started by someone else: only they (or an operator) may see it");
   }
   // SMART scopes can only narrow what the role allows.
   const bool write = action == Action::kWrite || action == Action::kDelete;
@@ -151,6 +164,8 @@ Decision Decide(const Principal& p, Action action, const TargetFacts& f) {
     if (p.role == Role::kAdmin) return Allow("operator");
     return WriteDecision(p, action, f);
   }
+  if (IsRestrictedNonCompartmentType(f.type) && f.deidentified)
+    return Deny(f.type + " resources cannot be de-identified: they are left out of de-identified exports");
   if (IsRestrictedNonCompartmentType(f.type) && p.role != Role::kAdmin)
     return Deny(f.type + " resources are for operators (admin)");
   switch (action) {

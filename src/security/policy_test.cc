@@ -104,7 +104,46 @@ TEST(Policy, CdcAndCommissionSeeDeidentifiedDataOnly) {
     EXPECT_EQ(Decide(p, Action::kEverything, Obs()).effect, Effect::kDeny);
     EXPECT_EQ(Decide(p, Action::kHistoryInstance, Obs()).effect, Effect::kDeny);
     EXPECT_EQ(Decide(p, Action::kWrite, Obs()).effect, Effect::kDeny);
+    // Bulk export: always de-identified for them; never $import.
+    EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$export"}).effect, Effect::kAllowRedacted);
+    EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$export-poll-status"}).effect, Effect::kAllow);
+    EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$export-file"}).effect, Effect::kAllow);
+    EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$import"}).effect, Effect::kDeny);
+    // In the export, patient data comes redacted and what cannot be de-identified stays out.
+    TargetFacts in_export = Obs();
+    in_export.deidentified = true;
+    EXPECT_EQ(Decide(p, Action::kRead, in_export).effect, Effect::kAllowRedacted);
+    EXPECT_EQ(Decide(p, Action::kRead, {.type = "Binary", .deidentified = true}).effect, Effect::kDeny);
+  }
+}
+
+TEST(Policy, ExportJobsAreTheirStartersAndTheOperators) {
+  EXPECT_EQ(Decide(Of(Role::kCdc), Action::kJob, {.own_job = true}).effect, Effect::kAllow);
+  Decision other = Decide(Of(Role::kCdc), Action::kJob, {.own_job = false});
+  EXPECT_EQ(other.effect, Effect::kDeny);
+  EXPECT_NE(other.reason.find("someone else"), std::string::npos);
+  EXPECT_EQ(Decide(Of(Role::kAdmin), Action::kJob, {.own_job = false}).effect, Effect::kAllow);
+}
+
+TEST(Policy, AdminExportsDeidentifiedWhenAsked) {
+  const Principal a = Of(Role::kAdmin);
+  EXPECT_EQ(Decide(a, Action::kOperation, {.operation = "$export", .deidentify_requested = true}).effect,
+            Effect::kAllowRedacted);
+  TargetFacts in_export = Obs();
+  in_export.deidentified = true;
+  EXPECT_EQ(Decide(a, Action::kRead, in_export).effect, Effect::kAllowRedacted);
+  // A Binary cannot be de-identified: even the operator's de-identified export leaves it out.
+  EXPECT_EQ(Decide(a, Action::kRead, {.type = "Binary", .deidentified = true}).effect, Effect::kDeny);
+  EXPECT_EQ(Decide(a, Action::kRead, {.type = "Binary"}).effect, Effect::kAllow);
+}
+
+TEST(Policy, ClinicalRolesGetNoExportAtAll) {
+  for (const Principal& p : {Of(Role::kClinician, "47000001"), Of(Role::kSystem, "47000001"), Of(Role::kResident, "", "P1"),
+                             Of(Role::kSteward)}) {
+    SCOPED_TRACE(RoleName(p.role));
     EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$export"}).effect, Effect::kDeny);
+    EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$export", .deidentify_requested = true}).effect, Effect::kDeny);
+    EXPECT_EQ(Decide(p, Action::kOperation, {.operation = "$export-file"}).effect, Effect::kDeny);
   }
 }
 

@@ -150,6 +150,7 @@ class EsTokenService : public TokenService {
     std::string scope;
     for (const auto& s : p.scopes) scope += (scope.empty() ? "" : " ") + s;
     if (!scope.empty()) c.AddMember("scope", rapidjson::Value(scope.c_str(), a), a);
+    if (!p.client_id.empty()) c.AddMember("client_id", rapidjson::Value(p.client_id.c_str(), a), a);
     c.AddMember("iat", now, a);
     c.AddMember("exp", now + ttl_seconds, a);
     c.AddMember("jti", rapidjson::Value(RandomHex(12).c_str(), a), a);
@@ -290,6 +291,8 @@ class EsTokenService : public TokenService {
     p.org = str(c, "org");
     p.person = str(c, "person");
     p.token_id = str(c, "jti");
+    p.issued_at = num(c, "iat");
+    p.client_id = str(c, "client_id");
     const std::string scope = str(c, "scope");
     for (size_t i = 0; i < scope.size();) {
       size_t sp = scope.find(' ', i);

@@ -51,6 +51,13 @@ TEST(TokenService, IssuedTokenVerifiesToTheSamePrincipal) {
   EXPECT_EQ(p->org, "47000001");
   EXPECT_EQ(p->scopes, std::vector<std::string>{"user/*.read"});
   EXPECT_FALSE(p->token_id.empty());
+  EXPECT_GT(p->issued_at, 0);           // iat: what a revocation's cut-off compares
+  EXPECT_TRUE(p->client_id.empty());    // a user's token names no client
+  Principal client = Clinician();
+  client.client_id = "his-1";
+  auto client_jwt = (*tokens)->Issue(client, 60);
+  ASSERT_TRUE(client_jwt.ok());
+  EXPECT_EQ((*tokens)->Verify(*client_jwt)->client_id, "his-1");
   // the header names ES256 and the key
   auto header = Base64UrlDecode(jwt->substr(0, jwt->find('.')));
   EXPECT_NE(header->find("\"alg\":\"ES256\""), std::string::npos);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { RHIP_BIN, startServer } from './server.mjs';
 
@@ -41,4 +42,37 @@ test('audit verify passes on a served data folder and names a tampered record', 
   assert.equal(broken.status, 2, broken.stdout + broken.stderr);
   assert.match(broken.stdout, /BROKEN at record 1 /);
   fs.rmSync(server.data, { recursive: true, force: true });
+});
+
+test('an anchor file kept outside the data folder catches records cut off the end', async () => {
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'rhip-anchor-'));
+  const anchors = path.join(elsewhere, 'audit.anchors');
+  const server = await startServer(['--audit-anchor', anchors, '--audit-anchor-interval', '0']);
+  for (let i = 0; i < 3; i++) assert.equal((await server.fetch(`${server.fhir}/Organization?_count=1`)).status, 200);
+  await server.stop({ keepData: true }); // the last batch and a final anchor
+  const verify = (...extra) => spawnSync(RHIP_BIN, ['audit', 'verify', '--data', server.data, ...extra], { encoding: 'utf8' });
+  const ok = verify('--anchor', anchors);
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /anchor\(s\) match/);
+  const head = ok.stdout.match(/chain head: (\d+:[0-9a-f]{64})/)[1];
+
+  // Cut the last page off and make audit.head agree, as someone with the files could.
+  const db = path.join(server.data, 'audit.db');
+  const last = execFileSync('sqlite3', [db, "SELECT max(id) FROM resource WHERE type = 'Bundle'"], { encoding: 'utf8' }).trim();
+  execFileSync('sqlite3', [db, `DELETE FROM resource_version WHERE res = (SELECT pk FROM resource WHERE type = 'Bundle' AND id = '${last}'); DELETE FROM resource WHERE type = 'Bundle' AND id = '${last}'`]);
+  const cut = verify();
+  assert.equal(cut.status, 2, cut.stdout);
+  const [seq, hash] = cut.stdout.match(/chain head: (\d+):([0-9a-f]{64})/).slice(1);
+  fs.writeFileSync(path.join(server.data, 'audit.head'), `${seq} ${hash}\n`);
+  assert.equal(verify().status, 0, 'without an anchor the cut goes unnoticed');
+  for (const anchor of [anchors, head]) {
+    const caught = verify('--anchor', anchor);
+    assert.equal(caught.status, 2, caught.stdout);
+    assert.match(caught.stdout, /cut off/);
+  }
+  const bad = verify('--anchor', '12:xyz');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /SEQ:HASH/);
+  fs.rmSync(server.data, { recursive: true, force: true });
+  fs.rmSync(elsewhere, { recursive: true, force: true });
 });

@@ -7,8 +7,9 @@ import path from 'node:path';
 export const RHIP_BIN = process.env.RHIP_BIN || path.resolve('build/rhip');
 
 // A token from `rhip token` (the operator's way): its last line is the token.
-export function tokenFor(data, role, { org, person, ttl = 3600 } = {}) {
+export function tokenFor(data, role, { org, person, sub, ttl = 3600 } = {}) {
   const args = ['token', '--data', data, '--role', role, '--ttl', String(ttl)];
+  if (sub) args.push('--sub', sub);
   if (org) args.push('--org', org);
   if (person) args.push('--person', person);
   const out = execFileSync(RHIP_BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -17,6 +17,14 @@
 // Each job runs on its own thread and writes under options.dir/J/. Jobs live as
 // long as the process (a restart forgets them; their files stay until deleted).
 //
+// Access (issue 6): with an AccessControl on the kick-off request, the job keeps
+// the caller's DisclosureRules (fhir/access.h) and passes every resource it
+// writes through them — a cdc export comes out pseudonymised and de-identified,
+// what the rules withhold is left out and counted (manifest `extension`
+// …/bulk/deidentified, …/bulk/withheld) — and polls, downloads and cancels ask
+// OnJobAccess with the job's owner first. Without one (internal callers, tests)
+// everything is written as stored.
+//
 // Thread-safety: the handlers may be called concurrently.
 //
 // Example:

@@ -12,8 +12,13 @@
 // recomputes the chain and names the first record that does not fit. After
 // each batch the head (last number and hash) is also written to
 // DATA/audit.head, so cutting records off the end is detected too — unless
-// both files are rewritten together (anchoring the head elsewhere, e.g. in a
-// log shipped off the machine, is not done yet).
+// both files are rewritten together. Against that, anchors: with
+// `anchor_path` the writer also appends the head ("SEQ HASH INSTANT") to a
+// file of its own (on another disk, an append-only mount, a log shipped off
+// the machine) at most every `anchor_interval`, and at a graceful stop; and
+// verification prints the head so an operator can keep it anywhere. Verify
+// with anchors fails when the chain is shorter than an anchor or its record
+// there has another hash.
 //
 // Off the request path: Record() only queues; one writer thread appends the
 // queue in batches (one store transaction per batch) at least every
@@ -61,6 +66,8 @@ struct AuditOptions {
   std::chrono::milliseconds flush_interval{200};
   size_t max_batch = 2000;
   size_t max_queue = 200000;
+  std::string anchor_path;  // empty: no anchor file
+  std::chrono::milliseconds anchor_interval{std::chrono::seconds(60)};
 };
 
 class AuditLog {
@@ -91,10 +98,26 @@ struct AuditVerification {
   int64_t records = 0;
   int64_t first_broken = 0;  // the sequence number of the first record that does not fit (0 = none)
   std::string problem;       // what is wrong there
+  // The chain's head as recomputed (the last record and its SHA-256), whether or not it is intact.
+  int64_t head_seq = 0;
+  std::string head_hash;
+  int anchors_checked = 0;
 };
 
-// Recomputes the chain of DATA/audit.db (and checks DATA/audit.head).
-StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir);
+// A head recorded elsewhere: record `seq` had SHA-256 `hash`.
+struct AuditAnchor {
+  int64_t seq = 0;
+  std::string hash;
+  std::string source;  // where it came from, for messages ("anchors.log line 3")
+};
+
+// Anchors from `spec`: an anchor file (lines "SEQ HASH [INSTANT]", as the
+// server writes them) or one anchor typed as "SEQ:HASH". kInvalidArgument /
+// kNotFound saying what is wrong.
+StatusOr<std::vector<AuditAnchor>> ParseAuditAnchors(const std::string& spec);
+
+// Recomputes the chain of DATA/audit.db (and checks DATA/audit.head and every anchor).
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors = {});
 
 // The SHA-256 of `data` in lower-case hex.
 std::string Sha256Hex(std::string_view data);

@@ -25,6 +25,7 @@
 #include "rhip/security/person_links.h"
 #include "rhip/security/principal.h"
 #include "rhip/security/rate_limit.h"
+#include "rhip/security/revocation.h"
 #include "rhip/security/token.h"
 
 namespace rhip::security {
@@ -43,6 +44,9 @@ struct GateOptions {
   // without a valid token and for logins); 0 = no limit.
   RateLimitOptions rate_limit{.rate = 1000, .burst = 2000};
   RateLimitOptions login_rate_limit{.rate = 5, .burst = 20};
+  // AuditOptions::anchor_path / anchor_interval (rhip serve --audit-anchor).
+  std::string audit_anchor;
+  std::chrono::milliseconds audit_anchor_interval{std::chrono::seconds(60)};
 };
 
 struct TokenGrant {
@@ -63,8 +67,14 @@ class Gate {
   static StatusOr<std::unique_ptr<Gate>> Open(GateOptions options);
 
   // The principal of an "Authorization: Bearer <jwt>" header; kUnauthenticated
-  // (missing, malformed, expired, bad signature …) saying why.
+  // (missing, malformed, expired, bad signature, revoked …) saying why.
   StatusOr<Principal> Authenticate(std::string_view authorization) const;
+
+  // POST /auth/revoke (admin): `form` names one of token (a JWT, RFC 7009),
+  // jti, subject, client, and/or before (an instant or seconds since the
+  // epoch), with an optional reason. Returns the rule written to
+  // DATA/revocations.json; kInvalidArgument saying what is missing.
+  StatusOr<RevocationRule> Revoke(const std::vector<std::pair<std::string, std::string>>& form, const Principal& by);
 
   // POST /auth/token: `form` is the decoded x-www-form-urlencoded body;
   // `authorization` an optional "Basic base64(id:secret)" header for clients.
@@ -90,6 +100,7 @@ class Gate {
   RateLimiter& limiter() { return limiter_; }
   RateLimiter& login_limiter() { return login_limiter_; }
   TokenService& tokens() { return *tokens_; }
+  RevocationList& revocations() { return *revocations_; }
   Accounts& accounts() { return *accounts_; }
 
  private:
@@ -99,11 +110,14 @@ class Gate {
   RateLimiter limiter_;
   RateLimiter login_limiter_;
   std::unique_ptr<TokenService> tokens_;
+  std::unique_ptr<RevocationList> revocations_;
   std::unique_ptr<Accounts> accounts_;
   CareRelationships care_;
   StorePersonDirectory interim_persons_;
   const mpi::PersonDirectory* persons_ = nullptr;
   std::unique_ptr<AuditLog> audit_;
+  // Shared with export jobs, which may outlive the request that started them.
+  std::shared_ptr<const Pseudonymizer> pseudonyms_;
 };
 
 }  // namespace rhip::security

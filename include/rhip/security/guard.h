@@ -20,6 +20,7 @@
 #include "rhip/security/care.h"
 #include "rhip/security/policy.h"
 #include "rhip/security/principal.h"
+#include "rhip/security/pseudonym.h"
 #include "rhip/store/store.h"
 
 namespace rhip::security {
@@ -36,8 +37,11 @@ struct AccessRecord {
 class Guard : public fhir::AccessControl {
  public:
   // `persons` and `care` may be null (no facts: nothing is anyone's own, no care).
+  // `pseudonyms` (may be null: no de-identified exports) is shared with the
+  // export jobs this guard's request starts, which outlive the request.
   Guard(Principal principal, std::string break_glass_reason, store::Store* store,
-        const mpi::PersonDirectory* persons, const CareRelationships* care);
+        const mpi::PersonDirectory* persons, const CareRelationships* care,
+        std::shared_ptr<const Pseudonymizer> pseudonyms = nullptr);
 
   Status OnSearch(store::SearchQuery& query) override;
   Status OnHistory(std::string_view type, std::string_view id) override;
@@ -45,6 +49,8 @@ class Guard : public fhir::AccessControl {
   Status OnOperation(std::string_view name, const fhir::RestRequest& request) override;
   Status OnDisclose(store::ResourceVersion& version) override;
   Status OnWrite(std::string_view type, std::string_view id, const store::IndexRows* index) override;
+  std::unique_ptr<fhir::DisclosureRules> RulesForJob() override;
+  Status OnJobAccess(std::string_view owner) override;
 
   const Principal& principal() const { return principal_; }
   const std::string& break_glass_reason() const { return break_glass_reason_; }
@@ -62,8 +68,13 @@ class Guard : public fhir::AccessControl {
   const mpi::PersonDirectory* persons_;
   const CareRelationships* care_;
   bool redact_ = false;  // set by a redacted search decision
+  std::shared_ptr<const Pseudonymizer> pseudonyms_;
+  bool export_deidentified_ = false;  // set by OnOperation("$export")
   AccessRecord record_;
 };
+
+// Who a job belongs to (DisclosureRules::owner): role and subject.
+std::string JobOwnerOf(const Principal& p);
 
 // The de-identified form of a resource for cdc/commission: no narrative, names,
 // identifiers, telecom, photos, contacts, notes or reference displays; addresses

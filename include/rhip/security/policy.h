@@ -26,8 +26,11 @@
 // Everyone authenticated reads directory data (Organization, Practitioner,
 // Location, terminology …: types outside the Patient compartment), except
 // Binary, Bundle and Linkage. Type- and system-level history of patient data
-// and Bulk Data ($export, $import) are for admin only. A token's SMART scopes
-// can only narrow what the role allows.
+// and Bulk Data $import are for admin only; Bulk Data $export is for admin
+// (plain, or de-identified when asked) and, always de-identified (pseudonymised
+// ids, no direct identifiers: allow-with-redaction), for cdc and commission. An
+// export job's status and files are for whoever started it (and admin). A
+// token's SMART scopes can only narrow what the role allows.
 //
 // Thread-safety: pure function.
 //
@@ -55,6 +58,7 @@ enum class Action {
   kDelete,
   kOperation,        // $export, $import, $match …
   kApi,              // a non-FHIR API route (/api/…)
+  kJob,              // the status, files or cancellation of an asynchronous job ($export)
 };
 
 // The closest care relationship between the principal's institution and the
@@ -74,6 +78,9 @@ struct TargetFacts {
   bool identifying_search = false;      // search: filters on name, identifier, phone, address, birth date
   std::string operation;                // kOperation: "$export", "$match" …
   std::string api_path;                 // kApi: "/api/mpi/queue"
+  bool deidentify_requested = false;    // kOperation $export: the caller asked for a de-identified export
+  bool deidentified = false;            // kRead: for a de-identified export (what cannot be de-identified is withheld)
+  bool own_job = false;                 // kJob: the caller started the job
 };
 
 enum class Effect { kAllow, kAllowRedacted, kDeny };

@@ -42,6 +42,8 @@ struct Principal {
   std::vector<std::string> scopes;  // "system/*.read", "user/Observation.read", "patient/*.read" …
   std::string token_id;   // jti
   int64_t expires = 0;    // seconds since the epoch
+  int64_t issued_at = 0;  // iat, seconds since the epoch (set by Issue/Verify)
+  std::string client_id;  // the OAuth2 client a client_credentials token was issued to (claim client_id, RFC 9068)
 };
 
 // Checks the bindings a role needs (system/clinician need org, resident needs person).
