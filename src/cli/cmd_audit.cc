@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/store_key_flags.h"
 #include "rhip/security/audit.h"
 
 namespace rhip::cli {
@@ -11,13 +12,17 @@ namespace {
 
 RunFn Setup(CLI::App& sub) {
   auto data = std::make_shared<std::string>();
+  auto key_flags = std::make_shared<StoreKeyFlags>();
   sub.require_subcommand(1);
   CLI::App* verify = sub.add_subcommand("verify", "recompute the audit log's hash chain (DATA/audit.db, DATA/audit.head)");
   verify->add_option("--data", *data, "data folder")->required();
+  AddStoreKeyFlags(*verify, *key_flags);
   sub.footer("Exit status: 0 intact, 2 broken (the first broken record is named), 1 error.\n"
              "Example:\n  rhip audit verify --data data/demo");
-  return [data] {
-    auto v = security::VerifyAuditLog(*data);
+  return [data, key_flags] {
+    auto key = ResolveStoreKey(*key_flags, *data);
+    if (!key.ok()) return Fail("audit verify", key.status().ToString());
+    auto v = security::VerifyAuditLog(*data, *key);
     if (!v.ok()) return Fail("audit verify", v.status().ToString() + " (is --data a rhip data folder with an audit log?)");
     if (v->ok) {
       std::printf("audit log intact: %lld records, chain and head verified\n", static_cast<long long>(v->records));

@@ -34,7 +34,7 @@ StatusOr<std::unique_ptr<Gate>> Gate::Open(GateOptions options) {
   ASSIGN_OR_RETURN(g->tokens_, TokenService::Open(g->options_.data_dir + "/keys"));
   ASSIGN_OR_RETURN(g->accounts_, Accounts::Open(g->options_.data_dir + "/accounts.json", g->options_.lockout));
   if (g->options_.audit) {
-    ASSIGN_OR_RETURN(g->audit_, AuditLog::Open({.dir = g->options_.data_dir}));
+    ASSIGN_OR_RETURN(g->audit_, AuditLog::Open({.dir = g->options_.data_dir, .store_key = g->options_.store_key}));
   }
   g->persons_ = g->options_.persons;
   if (store::Store* store = g->options_.store) {

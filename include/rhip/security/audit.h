@@ -61,6 +61,7 @@ struct AuditOptions {
   std::chrono::milliseconds flush_interval{200};
   size_t max_batch = 2000;
   size_t max_queue = 200000;
+  std::optional<store::StoreKey> store_key{};  // encrypts DATA/audit.db (docs/STORAGE.md); none: plain
 };
 
 class AuditLog {
@@ -94,7 +95,9 @@ struct AuditVerification {
 };
 
 // Recomputes the chain of DATA/audit.db (and checks DATA/audit.head).
-StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir);
+// `store_key`: the data folder's store key when its stores are encrypted.
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir,
+                                           const std::optional<store::StoreKey>& store_key = std::nullopt);
 
 // The SHA-256 of `data` in lower-case hex.
 std::string Sha256Hex(std::string_view data);
