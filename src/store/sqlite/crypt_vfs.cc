@@ -4,9 +4,11 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -80,6 +82,38 @@ struct ThreadCipher {
 };
 thread_local ThreadCipher t_cipher;
 
+// Random nonces, drawn from OpenSSL's CSPRNG 64 at a time: RAND_bytes checks for a
+// fork with a getpid() system call on every call, and a commit seals ~30 pages.
+// A fork must not inherit a thread's unused nonces (the child would reuse them with
+// the same key): a fork handler moves the generation on, which empties every pool.
+std::atomic<uint64_t> g_fork_generation{0};
+void OnFork() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+struct NoncePool {
+  static constexpr int kCount = 64;
+  uint8_t bytes[kCount * kNonce];
+  int used = kCount;
+  uint64_t generation = 0;
+  ~NoncePool() { OPENSSL_cleanse(bytes, sizeof bytes); }
+};
+thread_local NoncePool t_nonces;
+
+bool NextNonce(uint8_t* out) {
+  static const bool registered = pthread_atfork(nullptr, nullptr, OnFork) == 0;
+  NoncePool& p = t_nonces;
+  const uint64_t gen = g_fork_generation.load(std::memory_order_relaxed);
+  if (!registered) return RAND_bytes(out, kNonce) == 1;
+  if (p.used == NoncePool::kCount || p.generation != gen) {
+    if (RAND_bytes(p.bytes, sizeof p.bytes) != 1) return false;
+    p.used = 0;
+    p.generation = gen;
+  }
+  std::memcpy(out, p.bytes + p.used * kNonce, kNonce);
+  OPENSSL_cleanse(p.bytes + p.used * kNonce, kNonce);
+  ++p.used;
+  return true;
+}
+
 // Associated data: 'D' + page number for the database file, 'W' + page number +
 // the frame's two salts for a WAL frame.
 struct Aad {
@@ -107,7 +141,7 @@ bool Seal(const KeyVfs& k, const uint8_t* in, uint8_t* out, const Aad& aad, bool
   }
   uint8_t* nonce = out + kBody;
   uint8_t* tag = nonce + kNonce;
-  if (RAND_bytes(nonce, kNonce) != 1) return false;
+  if (!NextNonce(nonce)) return false;
   const int from = first_page ? 16 : 0;
   int len = 0;
   if (EVP_EncryptInit_ex(t.enc, nullptr, nullptr, nullptr, nonce) <= 0 ||

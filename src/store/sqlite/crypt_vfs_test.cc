@@ -3,12 +3,14 @@
 // suite also runs encrypted (sqlite_store_test.cc, Encrypted/StoreTest.*), as do its
 // crash tests (StoreDurability.Encrypted*).
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "rhip/store/store.h"
@@ -295,6 +297,39 @@ TEST(StoreEncryption, PagesCannotBeSwapped) {
     any_failed = any_failed || (!r.ok() && r.status().code() == StatusCode::kDataLoss);
   }
   EXPECT_TRUE(any_failed);
+}
+
+// The nonces (bytes 4068..4079 of each sealed page) in a database file and its WAL.
+std::set<std::string> Nonces(const std::string& path) {
+  std::set<std::string> out;
+  const std::string db = Bytes(path), wal = Bytes(path + "-wal");
+  const size_t ps = sqlite::kEncryptedPageSize, body = ps - sqlite::kEncryptedReserve;
+  for (size_t at = 0; at + ps <= db.size(); at += ps) out.insert(db.substr(at + body, 12));
+  for (size_t at = 32 + 24; at + ps <= wal.size(); at += ps + 24) out.insert(wal.substr(at + body, 12));
+  return out;
+}
+
+TEST(StoreEncryption, AForkedChildNeverReusesItsParentsNonces) {
+  // Opening a store creates its schema on the calling thread, which seals those pages
+  // into the WAL with nonces drawn 64 at a time: when this thread forks it holds unused
+  // ones. Then parent and child each create a store with the same key and stop before
+  // any checkpoint (the WAL keeps the pages sealed on this thread).
+  const std::string in_child = TempDb("fork-child"), in_parent = TempDb("fork-parent");
+  auto warm = OpenStore({.url = "sqlite:" + TempDb("fork-warm"), .read_connections = 1, .key = Key()});
+  ASSERT_TRUE(warm.ok());
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto t = OpenStore({.url = "sqlite:" + in_child, .read_connections = 1, .key = Key()});
+    _exit(t.ok() ? 0 : 3);  // no close: the WAL stays as written
+  }
+  auto t = OpenStore({.url = "sqlite:" + in_parent, .read_connections = 1, .key = Key()});
+  ASSERT_TRUE(t.ok());
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const auto a = Nonces(in_child), b = Nonces(in_parent);
+  ASSERT_GT(a.size(), 5u);
+  for (const std::string& n : a) EXPECT_EQ(b.count(n), 0u) << "a nonce was used twice with the same key";
 }
 
 TEST(StoreEncryption, SortsLargerThanMemoryNeedNoTemporaryFile) {
