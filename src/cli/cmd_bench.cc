@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/store_key_flags.h"
 #include "rhip/core/id_card.h"
 #include "rhip/fhir/json.h"
 #include "rhip/fhir/rest.h"
@@ -143,13 +144,17 @@ int RunFhirData(const BenchDataFlags& f) {
 struct EmpiMatchFlags {
   std::string data, queries;
   int rounds = 3;
+  StoreKeyFlags key_flags;
 };
 
 // Patient/$match through the FHIR service (parse, match, read the matched
 // Patients from the store, write the Bundle) over a data folder's store with the
 // EMPI loaded: the service time of each request, without HTTP or queueing.
 int RunEmpiMatch(const EmpiMatchFlags& f) {
-  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .read_connections = 2, .create_if_missing = false});
+  auto key = ResolveStoreKey(f.key_flags, f.data);
+  if (!key.ok()) return Fail("bench empi-match", key.status().ToString());
+  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .read_connections = 2, .create_if_missing = false,
+                                 .key = *key});
   if (!store.ok()) return Fail("bench empi-match", store.status().ToString());
   const auto t0 = std::chrono::steady_clock::now();
   mpi::EmpiService empi(store->get());
@@ -202,6 +207,7 @@ RunFn Setup(CLI::App& sub) {
   auto* em = sub.add_subcommand("empi-match", "Patient/$match service time over a data folder's store (EMPI loaded)");
   auto ef = std::make_shared<EmpiMatchFlags>();
   em->add_option("--data", ef->data, "data folder holding rhip.db")->required()->check(CLI::ExistingDirectory);
+  AddStoreKeyFlags(*em, ef->key_flags);
   em->add_option("--queries", ef->queries, "FHIR Patient NDJSON: each line becomes a query (identifiers and phones removed)")
       ->required()
       ->check(CLI::ExistingFile);

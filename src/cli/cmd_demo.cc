@@ -32,10 +32,13 @@ int RunDemo(DemoFlags f) {
   const std::string& data = f.platform.data;
   namespace fs = std::filesystem;
   log::Init();
+  auto key = ResolveStoreKey(f.platform.key_flags, data);
+  if (!key.ok()) return Fail("demo", key.status().ToString());
+  f.platform.store_key = *key;
   std::error_code ec;
   fs::create_directories(data, ec);
   if (ec) return Fail("demo", "cannot create data folder " + data + ": " + ec.message());
-  auto store = store::OpenStore({.url = "sqlite:" + data + "/rhip.db"});
+  auto store = store::OpenStore({.url = "sqlite:" + data + "/rhip.db", .key = f.platform.store_key});
   if (!store.ok()) return Fail("demo", store.status().ToString());
   const fs::path region = fs::path(data) / "region" / "fhir";
   const fs::path marker = fs::path(data) / ".imported";

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/store_key_flags.h"
 #include "rhip/core/log.h"
 #include "rhip/fhir/rest.h"
 #include "rhip/hl7/message.h"
@@ -32,6 +33,7 @@ struct SendFlags {
 struct ReplayFlags {
   std::string data;
   int limit = 100000;
+  StoreKeyFlags key_flags;
 };
 
 int RunSend(const SendFlags& f) {
@@ -120,9 +122,11 @@ int RunSend(const SendFlags& f) {
 
 int RunReplay(const ReplayFlags& f) {
   log::Init("warn");
-  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .create_if_missing = false});
+  auto key = ResolveStoreKey(f.key_flags, f.data);
+  if (!key.ok()) return Fail("hl7 replay", key.status().ToString());
+  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .create_if_missing = false, .key = *key});
   if (!store.ok()) return Fail("hl7 replay", store.status().ToString() + " (is --data a rhip data folder?)");
-  auto inbox = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .create_if_missing = false});
+  auto inbox = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .create_if_missing = false, .key = *key});
   if (!inbox.ok()) return Fail("hl7 replay", inbox.status().ToString() + " (no HL7 message was ever received here)");
   auto svc = fhir::NewFhirService(store->get());
   ingest::Hl7Processor p(store->get(), svc.get(), {}, inbox->get());
@@ -160,6 +164,7 @@ RunFn Setup(CLI::App& sub) {
   CLI::App* r = sub.add_subcommand("replay", "process the dead letters (failed HL7 messages) of a data folder again");
   r->add_option("--data", replay->data, "data folder holding the store (rhip.db)")->required();
   r->add_option("--limit", replay->limit, "at most this many messages")->check(CLI::Range(1, 100000000));
+  AddStoreKeyFlags(*r, replay->key_flags);
   r->footer("Example:\n  rhip hl7 replay --data data/demo");
   sub.footer("Example:\n  rhip hl7 send --to 127.0.0.1:2575 region/hl7v2/adt.hl7\n  rhip hl7 replay --data data/demo");
   return [send, replay, s, r] { return s->parsed() ? RunSend(*send) : RunReplay(*replay); };

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/store_key_flags.h"
 #include "rhip/ingest/ndjson_import.h"
 #include "rhip/store/store.h"
 
@@ -16,13 +17,16 @@ struct ImportFlags {
   int threads = 2;
   int batch = ingest::ImportOptions{}.batch_size;
   bool no_validate = false;
+  StoreKeyFlags key_flags;
 };
 
 int RunImport(const ImportFlags& f) {
+  auto key = ResolveStoreKey(f.key_flags, f.data);
+  if (!key.ok()) return Fail("import", key.status().ToString());
   std::error_code ec;
   std::filesystem::create_directories(f.data, ec);
   if (ec) return Fail("import", "cannot create data folder " + f.data + ": " + ec.message());
-  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db"});
+  auto store = store::OpenStore({.url = "sqlite:" + f.data + "/rhip.db", .key = *key});
   if (!store.ok()) return Fail("import", store.status().ToString());
   ingest::ImportOptions opt;
   opt.threads = f.threads;
@@ -61,6 +65,7 @@ RunFn Setup(CLI::App& sub) {
   sub.add_option("--threads", f->threads, "parse/validate workers")->check(CLI::Range(1, 64));
   sub.add_option("--batch", f->batch, "resources per transaction")->check(CLI::Range(1, 1000000));
   sub.add_flag("--no-validate", f->no_validate, "skip structural validation (trusted input only)");
+  AddStoreKeyFlags(sub, f->key_flags);
   sub.footer("Example:\n  rhip import --data data/demo out/region/fhir\n"
              "  (a re-run skips what is already stored, so an interrupted import can be repeated)");
   return [f] { return RunImport(*f); };

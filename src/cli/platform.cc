@@ -40,6 +40,7 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
       ->check(CLI::Range(0.0, 86400.0));
   sub.add_flag("--insecure-dev", f.insecure_dev,
                "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
+  AddStoreKeyFlags(sub, f.key_flags);
 }
 
 int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store* store) {
@@ -51,7 +52,7 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   // Security: token keys (DATA/keys), accounts (DATA/accounts.json), the facts of
   // authorization (care relationships; who is whom from the EMPI) and the audit log.
   auto gate = security::Gate::Open(
-      {.data_dir = f.data, .store = store, .persons = &empi.directory(),
+      {.data_dir = f.data, .store = store, .persons = &empi.directory(), .store_key = f.store_key,
        .rate_limit = {.rate = f.rate_limit, .burst = 2 * f.rate_limit},
        .audit_anchor = f.audit_anchor,
        .audit_anchor_interval = std::chrono::milliseconds(static_cast<int64_t>(f.audit_anchor_interval * 1000))});
@@ -79,7 +80,8 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   std::unique_ptr<ingest::MllpServer> mllp;
   std::unique_ptr<store::Store> inbox;
   if (f.mllp_port >= 0) {
-    auto opened = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .read_connections = 4});
+    auto opened = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .read_connections = 4,
+                                    .key = f.store_key});
     if (!opened.ok()) return Fail(command, opened.status().ToString());
     inbox = std::move(*opened);
     fhir::FhirServiceOptions hl7_options;

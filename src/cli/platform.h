@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/store_key_flags.h"
 #include "rhip/store/store.h"
 
 namespace rhip::cli {
@@ -32,9 +33,11 @@ struct PlatformFlags {
   std::string tls_cert, tls_key;  // HTTPS when both are set
   std::string audit_anchor;       // file the audit log's head is appended to (empty: none)
   double audit_anchor_interval = 60;  // seconds between anchors
+  StoreKeyFlags key_flags;        // --encrypt, --key-file
+  std::optional<store::StoreKey> store_key{};  // resolved from key_flags (ResolveStoreKey) before the store is opened
 };
 
-// Adds the serving flags (everything but --data) to a sub-command.
+// Adds the serving flags (everything but --data, with --encrypt/--key-file) to a sub-command.
 void AddPlatformFlags(CLI::App& sub, PlatformFlags& f);
 
 // Serves `store` (opened on f.data/rhip.db) until SIGTERM/SIGINT, then closes it.

@@ -388,7 +388,8 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->head_path = options.dir + "/audit.head";
-  ASSIGN_OR_RETURN(impl->store, store::OpenStore({.url = "sqlite:" + options.dir + "/audit.db", .read_connections = 2}));
+  ASSIGN_OR_RETURN(impl->store, store::OpenStore({.url = "sqlite:" + options.dir + "/audit.db", .read_connections = 2,
+                                                  .key = options.store_key}));
   // Continue the chain from the last record.
   store::SearchQuery last;
   last.type = kPageType;
@@ -510,11 +511,12 @@ StatusOr<std::vector<AuditAnchor>> ParseAuditAnchors(const std::string& spec) {
   return out;
 }
 
-StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors) {
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors,
+                                           const std::optional<store::StoreKey>& store_key) {
   std::map<int64_t, std::vector<const AuditAnchor*>> by_seq;
   for (const auto& a : anchors) by_seq[a.seq].push_back(&a);
   ASSIGN_OR_RETURN(auto s, store::OpenStore({.url = "sqlite:" + dir + "/audit.db", .read_connections = 1,
-                                             .create_if_missing = false}));
+                                             .create_if_missing = false, .key = store_key}));
   AuditVerification v;
   std::string prev = kGenesis;
   int64_t expected = 1;

@@ -39,7 +39,8 @@ StatusOr<std::unique_ptr<Gate>> Gate::Open(GateOptions options) {
   if (g->options_.audit) {
     ASSIGN_OR_RETURN(g->audit_, AuditLog::Open({.dir = g->options_.data_dir,
                                                 .anchor_path = g->options_.audit_anchor,
-                                                .anchor_interval = g->options_.audit_anchor_interval}));
+                                                .anchor_interval = g->options_.audit_anchor_interval,
+                                                .store_key = g->options_.store_key}));
   }
   g->persons_ = g->options_.persons;
   if (store::Store* store = g->options_.store) {

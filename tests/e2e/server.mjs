@@ -17,10 +17,12 @@ export function tokenFor(data, role, { org, person, sub, ttl = 3600 } = {}) {
 }
 
 // options.data: reuse a data folder (a restart); otherwise a fresh one.
+// options.env: extra environment variables for the server (e.g. RHIP_STORE_KEY).
 export async function startServer(extraArgs = [], options = {}) {
   const data = options.data || fs.mkdtempSync(path.join(os.tmpdir(), 'rhip-e2e-'));
   const proc = spawn(RHIP_BIN, ['serve', '--data', data, '--port', '0', '--threads', '4', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(options.env || {}) },
   });
   let out = '';
   const base = await new Promise((resolve, reject) => {

@@ -68,6 +68,7 @@ struct AuditOptions {
   size_t max_queue = 200000;
   std::string anchor_path;  // empty: no anchor file
   std::chrono::milliseconds anchor_interval{std::chrono::seconds(60)};
+  std::optional<store::StoreKey> store_key{};  // encrypts DATA/audit.db (docs/STORAGE.md); none: plain
 };
 
 class AuditLog {
@@ -117,7 +118,9 @@ struct AuditAnchor {
 StatusOr<std::vector<AuditAnchor>> ParseAuditAnchors(const std::string& spec);
 
 // Recomputes the chain of DATA/audit.db (and checks DATA/audit.head and every anchor).
-StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors = {});
+// `store_key`: the data folder's store key when its stores are encrypted.
+StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors = {},
+                                           const std::optional<store::StoreKey>& store_key = std::nullopt);
 
 // The SHA-256 of `data` in lower-case hex.
 std::string Sha256Hex(std::string_view data);

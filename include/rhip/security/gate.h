@@ -40,6 +40,7 @@ struct GateOptions {
   store::Store* store = nullptr;
   const mpi::PersonDirectory* persons = nullptr;
   bool audit = true;  // keep the audit log (DATA/audit.db)
+  std::optional<store::StoreKey> store_key{};  // the data folder's store key (encrypts DATA/audit.db); none: plain
   // Requests per second per client (token subject; remote address for callers
   // without a valid token and for logins); 0 = no limit.
   RateLimitOptions rate_limit{.rate = 1000, .burst = 2000};

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "rhip/core/status.h"
+#include "rhip/store/store_key.h"
 #include "rhip/core/time.h"
 #include "rhip/store/index_rows.h"
 #include "rhip/store/search_query.h"
@@ -171,6 +172,11 @@ struct StoreOptions {
   std::string url;  // "sqlite:/path/to/rhip.db", "sqlite::memory:"; later "postgresql://..."
   int read_connections = 8;
   bool create_if_missing = true;
+  // Encryption at rest (docs/STORAGE.md): with a key, a new store is created
+  // encrypted and an existing one must have been encrypted with this key; without
+  // one, an encrypted store is refused. Either mismatch is kFailedPrecondition
+  // and leaves the file untouched.
+  std::optional<StoreKey> key{};
 };
 
 class Store {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "rhip/core/log.h"
+#include "store/sqlite/crypt_vfs.h"
 #include "store/sqlite/index_manifest.h"
 #include "store/sqlite/mpi_tables.h"
 #include "store/sqlite/search_sql.h"
@@ -212,8 +213,10 @@ Status Configure(Db& db, bool writer) {
   // No memory maps: a store that grows (every write) makes SQLite unmap and map its
   // file again on every connection, and those page-table changes cost more than the
   // copies a map saves (bench/RESULTS.md: HL7 ACK rate +70 % without, reads no slower).
-  RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-                          "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA mmap_size=0;"));
+  // temp_store=MEMORY first: nothing a connection does may need a temporary file
+  // (an encrypted store refuses them, crypt_vfs.h).
+  RETURN_IF_ERROR(db.Exec("PRAGMA temp_store=MEMORY; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; PRAGMA mmap_size=0;"));
   // The writer never checkpoints on its own: a background checkpointer does (below).
   if (writer) RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint=0;"));
   constexpr int kFlags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
@@ -772,7 +775,25 @@ class SqliteStore : public Store {
   ~SqliteStore() override { Close().IgnoreError(); }
 
   Status Init(const StoreOptions& options) {
-    ASSIGN_OR_RETURN(writer_db_, Db::Open(path_, options.create_if_missing));
+    // What is stored must match the key the caller has (or has not) before SQLite
+    // touches the file: never a new empty store over an encrypted one, never a write
+    // with the wrong key.
+    ASSIGN_OR_RETURN(StoreFileState state, CheckStoreFile(path_, options.key ? &*options.key : nullptr));
+    if (options.key) {
+      ASSIGN_OR_RETURN(vfs_, EncryptingVfs(*options.key));
+    }
+    const char* vfs = vfs_.empty() ? nullptr : vfs_.c_str();
+    ASSIGN_OR_RETURN(writer_db_, Db::Open(path_, options.create_if_missing, vfs));
+    if (options.key && state == StoreFileState::kNew) {
+      // A new encrypted database: 4,096-byte pages with 28 reserved bytes (each page's
+      // nonce and tag), and its first page written with no rollback journal (MEMORY
+      // becomes OFF on the way to WAL), which would hold plaintext.
+      int reserve = kEncryptedReserve;
+      if (sqlite3_file_control(writer_db_->raw(), "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve) != SQLITE_OK)
+        return writer_db_->Error("reserving bytes for page encryption");
+      RETURN_IF_ERROR(writer_db_->Exec("PRAGMA temp_store=MEMORY; PRAGMA page_size=" +
+                                       std::to_string(kEncryptedPageSize) + "; PRAGMA journal_mode=MEMORY;"));
+    }
     RETURN_IF_ERROR(Configure(*writer_db_, true));
     RETURN_IF_ERROR(Migrate(*writer_db_, path_));
     RETURN_IF_ERROR(writer_stmts_.Prepare(*writer_db_));
@@ -783,7 +804,7 @@ class SqliteStore : public Store {
     s->Reset();
     committed_seq_ = seq_;
     for (int i = 0; i < std::max(1, options.read_connections); ++i) {
-      ASSIGN_OR_RETURN(auto db, Db::Open(path_, false));
+      ASSIGN_OR_RETURN(auto db, Db::Open(path_, false, vfs));
       RETURN_IF_ERROR(Configure(*db, false));
       std::lock_guard lock(pool_mu_);
       free_.push_back(db.get());
@@ -791,7 +812,7 @@ class SqliteStore : public Store {
     }
     // Checkpoints run beside the writer, on a connection of their own, so a commit
     // never waits for WAL pages to be copied into the database file.
-    ASSIGN_OR_RETURN(checkpoint_db_, Db::Open(path_, false));
+    ASSIGN_OR_RETURN(checkpoint_db_, Db::Open(path_, false, vfs));
     RETURN_IF_ERROR(Configure(*checkpoint_db_, false));
     sqlite3_wal_hook(writer_db_->raw(), &SqliteStore::OnWalCommit, this);
     checkpointer_ = std::thread([this] {
@@ -1197,6 +1218,7 @@ class SqliteStore : public Store {
   std::thread checkpointer_;
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
+  std::string vfs_;  // the encrypting VFS of the store's key; empty for a plain store
   bool checkpoint_wanted_ = false;  // GUARDED_BY(checkpoint_mu_)
   bool checkpoint_stop_ = false;    // GUARDED_BY(checkpoint_mu_)
 

@@ -51,10 +51,17 @@ PutRequest Observation(const std::string& id, const std::string& patient, Micros
   return p;
 }
 
-class StoreTest : public ::testing::Test {
+// A fixed key for the encrypted runs (tests only; real keys come from RHIP_STORE_KEY or a key file).
+std::optional<StoreKey> TestKey(bool encrypted = true) {
+  if (!encrypted) return std::nullopt;
+  return *StoreKey::Parse("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+}
+
+// Every StoreTest runs twice: on a plain store and on an encrypted one (GetParam()).
+class StoreTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    auto s = OpenStore({.url = "sqlite::memory:", .read_connections = 4});
+    auto s = OpenStore({.url = "sqlite::memory:", .read_connections = 4, .key = TestKey(GetParam())});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
   }
@@ -76,7 +83,7 @@ Criterion Token(const std::string& param, const std::string& code, const std::st
                 bool has_system = false) {
   Criterion c;
   c.param = param;
-  c.type = ParamType::kToken;
+  c.type = store::ParamType::kToken;
   SearchValue v;
   v.code = code;
   v.system = system;
@@ -88,7 +95,7 @@ Criterion Token(const std::string& param, const std::string& code, const std::st
 Criterion Date(const std::string& param, Prefix prefix, Micros low, Micros high) {
   Criterion c;
   c.param = param;
-  c.type = ParamType::kDate;
+  c.type = store::ParamType::kDate;
   SearchValue v;
   v.prefix = prefix;
   v.range = {low, high};
@@ -96,7 +103,7 @@ Criterion Date(const std::string& param, Prefix prefix, Micros low, Micros high)
   return c;
 }
 
-TEST_F(StoreTest, PutThenReadReturnsTheStoredJson) {
+TEST_P(StoreTest, PutThenReadReturnsTheStoredJson) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "zhang wei")).ok());
   auto r = store_->Read("Patient", "p1");
   ASSERT_TRUE(r.ok());
@@ -105,7 +112,7 @@ TEST_F(StoreTest, PutThenReadReturnsTheStoredJson) {
   EXPECT_EQ(store_->Read("Patient", "nope").status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, WrongVersionIsAConflictAndWritesNothing) {
+TEST_P(StoreTest, WrongVersionIsAConflictAndWritesNothing) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
   EXPECT_EQ(Put(Patient("p1", 1, "M1", "a")).code(), StatusCode::kConflict);
   EXPECT_EQ(Put(Patient("p2", 2, "M2", "b")).code(), StatusCode::kConflict);
@@ -115,7 +122,7 @@ TEST_F(StoreTest, WrongVersionIsAConflictAndWritesNothing) {
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M9")}}).size(), 1u);
 }
 
-TEST_F(StoreTest, DeleteMakesReadGoneAndKeepsHistory) {
+TEST_P(StoreTest, DeleteMakesReadGoneAndKeepsHistory) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
   ASSERT_TRUE(store_->Write([](WriteTransaction& tx) { return tx.Delete({"Patient", "p1", 2, 5000}); }).ok());
   EXPECT_EQ(store_->Read("Patient", "p1").status().code(), StatusCode::kGone);
@@ -137,7 +144,7 @@ TEST_F(StoreTest, DeleteMakesReadGoneAndKeepsHistory) {
   EXPECT_TRUE(store_->Read("Patient", "p1").ok());
 }
 
-TEST_F(StoreTest, HistoryPagesNewestFirst) {
+TEST_P(StoreTest, HistoryPagesNewestFirst) {
   for (int v = 1; v <= 5; ++v) ASSERT_TRUE(Put(Patient("p1", v, "M1", "a")).ok());
   auto h = store_->History({.type = "Patient", .id = "p1", .count = 2});
   ASSERT_TRUE(h.ok());
@@ -152,7 +159,7 @@ TEST_F(StoreTest, HistoryPagesNewestFirst) {
   EXPECT_FALSE(h2->has_more);
 }
 
-TEST_F(StoreTest, TokenSearchHonoursSystem) {
+TEST_P(StoreTest, TokenSearchHonoursSystem) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1", "http://rhip.health/id/mrn/1", true)}}).size(), 1u);
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1", "other", true)}}).size(), 0u);
@@ -164,12 +171,12 @@ TEST_F(StoreTest, TokenSearchHonoursSystem) {
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {n}}), std::vector<std::string>{"p2"});
 }
 
-TEST_F(StoreTest, StringSearchPrefixExactContains) {
+TEST_P(StoreTest, StringSearchPrefixExactContains) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "zhang wei")).ok());
   ASSERT_TRUE(Put(Patient("p2", 1, "M2", "wang fang")).ok());
   Criterion c;
   c.param = "name";
-  c.type = ParamType::kString;
+  c.type = store::ParamType::kString;
   c.values.push_back({.text = "zhang"});
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {c}}), std::vector<std::string>{"p1"});
   c.values[0].text = "wei";
@@ -185,7 +192,7 @@ TEST_F(StoreTest, StringSearchPrefixExactContains) {
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {c}}).size(), 2u);
 }
 
-TEST_F(StoreTest, DatePrefixesFollowFhirRangeSemantics) {
+TEST_P(StoreTest, DatePrefixesFollowFhirRangeSemantics) {
   const Micros day = kMicrosPerDay;
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a", 10 * day)).ok());
   ASSERT_TRUE(Put(Patient("p2", 1, "M2", "b", 20 * day)).ok());
@@ -203,7 +210,7 @@ TEST_F(StoreTest, DatePrefixesFollowFhirRangeSemantics) {
   EXPECT_EQ(q(Prefix::kEb, 11 * day, 12 * day - 1), std::vector<std::string>{"p1"});
 }
 
-TEST_F(StoreTest, ReferenceAndDateTogetherAndChained) {
+TEST_P(StoreTest, ReferenceAndDateTogetherAndChained) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
   ASSERT_TRUE(Put(Patient("p2", 1, "M2", "b")).ok());
   ASSERT_TRUE(Put(Observation("o1", "p1", 100, 5)).ok());
@@ -211,28 +218,28 @@ TEST_F(StoreTest, ReferenceAndDateTogetherAndChained) {
   ASSERT_TRUE(Put(Observation("o3", "p2", 300, 9)).ok());
   Criterion ref;
   ref.param = "subject";
-  ref.type = ParamType::kReference;
+  ref.type = store::ParamType::kReference;
   ref.values.push_back({.target_type = "Patient", .target_id = "p1"});
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {ref, Date("date", Prefix::kGe, 150, 150)}}),
             std::vector<std::string>{"o2"});
   Criterion chain;
   chain.param = "subject";
-  chain.type = ParamType::kReference;
+  chain.type = store::ParamType::kReference;
   chain.chain = Chain{"Patient", std::make_shared<const Criterion>(Token("identifier", "M2"))};
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {std::move(chain)}}), std::vector<std::string>{"o3"});
   Criterion qty;
   qty.param = "value-quantity";
-  qty.type = ParamType::kQuantity;
+  qty.type = store::ParamType::kQuantity;
   qty.values.push_back({.prefix = Prefix::kGt, .code = "g/L", .number = 6});
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {qty}}), (std::vector<std::string>{"o2", "o3"}));
   Criterion missing;
   missing.param = "subject";
-  missing.type = ParamType::kReference;
+  missing.type = store::ParamType::kReference;
   missing.missing = true;
   EXPECT_TRUE(Ids({.type = "Observation", .criteria = {missing}}).empty());
 }
 
-TEST_F(StoreTest, NumberAndUriSearch) {
+TEST_P(StoreTest, NumberAndUriSearch) {
   PutRequest a = Observation("n1", "p1", 100, 5);
   a.index.numbers.push_back({"rank", 3});
   a.index.uris.push_back({"url", "http://rhip.health/x"});
@@ -242,7 +249,7 @@ TEST_F(StoreTest, NumberAndUriSearch) {
   ASSERT_TRUE(Put(b).ok());
   Criterion num;
   num.param = "rank";
-  num.type = ParamType::kNumber;
+  num.type = store::ParamType::kNumber;
   num.values.push_back({.prefix = Prefix::kEq, .number = 3, .number_low = 2.5, .number_high = 3.5});
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {num}}), std::vector<std::string>{"n1"});
   num.values[0].prefix = Prefix::kGe;
@@ -252,31 +259,31 @@ TEST_F(StoreTest, NumberAndUriSearch) {
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {num}}), std::vector<std::string>{"n2"});
   Criterion uri;
   uri.param = "url";
-  uri.type = ParamType::kUri;
+  uri.type = store::ParamType::kUri;
   uri.values.push_back({.text = "http://rhip.health/x"});
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {uri}}), std::vector<std::string>{"n1"});
   Criterion bad;
   bad.param = "code";
-  bad.type = ParamType::kToken;
+  bad.type = store::ParamType::kToken;
   bad.modifier = Modifier::kText;
   bad.values.push_back({.code = "x"});
   EXPECT_EQ(store_->Search({.type = "Observation", .criteria = {bad}}).status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(StoreTest, SortsByParameterDescendingWithStableTieBreak) {
+TEST_P(StoreTest, SortsByParameterDescendingWithStableTieBreak) {
   const Micros day = kMicrosPerDay;
   ASSERT_TRUE(Put(Patient("a", 1, "M1", "x", 30 * day)).ok());
   ASSERT_TRUE(Put(Patient("b", 1, "M2", "y", 10 * day)).ok());
   ASSERT_TRUE(Put(Patient("c", 1, "M3", "x", 20 * day)).ok());
-  SearchQuery q{.type = "Patient", .sort = {{"birthdate", ParamType::kDate, true}}};
+  SearchQuery q{.type = "Patient", .sort = {{"birthdate", store::ParamType::kDate, true}}};
   EXPECT_EQ(Ids(q), (std::vector<std::string>{"a", "c", "b"}));
-  q.sort = {{"name", ParamType::kString, false}, {"birthdate", ParamType::kDate, false}};
+  q.sort = {{"name", store::ParamType::kString, false}, {"birthdate", store::ParamType::kDate, false}};
   EXPECT_EQ(Ids(q), (std::vector<std::string>{"c", "a", "b"}));
-  q.sort = {{"_id", ParamType::kToken, true}};
+  q.sort = {{"_id", store::ParamType::kToken, true}};
   EXPECT_EQ(Ids(q), (std::vector<std::string>{"c", "b", "a"}));
 }
 
-TEST_F(StoreTest, PagingIsStableAcrossConcurrentCreates) {
+TEST_P(StoreTest, PagingIsStableAcrossConcurrentCreates) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Put(Patient("p" + std::to_string(i), 1, "M", "n")).ok());
   SearchQuery q{.type = "Patient", .count = 4, .total = TotalMode::kAccurate};
   auto page1 = store_->Search(q);
@@ -300,7 +307,7 @@ TEST_F(StoreTest, PagingIsStableAcrossConcurrentCreates) {
   EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
 }
 
-TEST_F(StoreTest, GroupCommitIsolatesAFailingWriter) {
+TEST_P(StoreTest, GroupCommitIsolatesAFailingWriter) {
   std::vector<std::thread> threads;
   std::vector<Status> results(16);
   for (int i = 0; i < 16; ++i) {
@@ -319,7 +326,7 @@ TEST_F(StoreTest, GroupCommitIsolatesAFailingWriter) {
   EXPECT_EQ(*store_->Count("Patient"), 15);
 }
 
-TEST_F(StoreTest, CompartmentHoldsThePatientAndItsResources) {
+TEST_P(StoreTest, CompartmentHoldsThePatientAndItsResources) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
   ASSERT_TRUE(Put(Observation("o1", "p1", 100, 5)).ok());
   ASSERT_TRUE(Put(Observation("o2", "p2", 100, 5)).ok());
@@ -329,6 +336,9 @@ TEST_F(StoreTest, CompartmentHoldsThePatientAndItsResources) {
   EXPECT_EQ(page->resources[0].type, "Patient");
   EXPECT_EQ(page->resources[1].id, "o1");
 }
+
+INSTANTIATE_TEST_SUITE_P(Plain, StoreTest, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(Encrypted, StoreTest, ::testing::Values(true));
 
 TEST(StoreOpen, RejectsUnknownSchemesAndFutureSchemas) {
   EXPECT_EQ(OpenStore({.url = "mysql://x"}).status().code(), StatusCode::kInvalidArgument);
@@ -358,14 +368,14 @@ TEST(StoreOpen, ReopenKeepsDataAndSchemaVersion) {
             StatusCode::kConflict);
 }
 
-TEST(StoreDurability, AcknowledgedWritesSurviveSigkill) {
-  std::string path = TempDb("crash");
+void AcknowledgedWritesSurviveSigkill(const std::optional<StoreKey>& key) {
+  std::string path = TempDb(key ? "crash-enc" : "crash");
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   pid_t pid = fork();
   if (pid == 0) {
     close(pipefd[0]);
-    auto s = OpenStore({.url = "sqlite:" + path});
+    auto s = OpenStore({.url = "sqlite:" + path, .key = key});
     if (!s.ok()) _exit(3);
     for (int i = 0; i < 200; ++i) {
       if (!(*s)->Write([&](WriteTransaction& tx) { return tx.Put(Patient("c" + std::to_string(i), 1, "C", "c")); }).ok())
@@ -382,10 +392,14 @@ TEST(StoreDurability, AcknowledgedWritesSurviveSigkill) {
   waitpid(pid, nullptr, 0);
   while (read(pipefd[0], &n, sizeof n) == sizeof n) acked = n;
   close(pipefd[0]);
-  auto s = OpenStore({.url = "sqlite:" + path});
-  ASSERT_TRUE(s.ok());
+  ASSERT_GT(acked, 0);
+  auto s = OpenStore({.url = "sqlite:" + path, .key = key});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
   for (int i = 0; i < acked; ++i) EXPECT_TRUE((*s)->Read("Patient", "c" + std::to_string(i)).ok()) << i;
 }
+
+TEST(StoreDurability, AcknowledgedWritesSurviveSigkill) { AcknowledgedWritesSurviveSigkill(std::nullopt); }
+TEST(StoreDurability, EncryptedAcknowledgedWritesSurviveSigkill) { AcknowledgedWritesSurviveSigkill(TestKey()); }
 
 }  // namespace
 }  // namespace rhip::store
@@ -440,20 +454,20 @@ namespace {
 
 // ---- re-indexing through the index manifest ----
 
-TEST_F(StoreTest, UpdateReplacesExactlyTheChangedIndexRows) {
+TEST_P(StoreTest, UpdateReplacesExactlyTheChangedIndexRows) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "zhang wei")).ok());
   ASSERT_TRUE(Put(Patient("p2", 1, "M2", "zhang wei")).ok());
   ASSERT_TRUE(Put(Patient("p1", 2, "M9", "zhang wei")).ok());  // identifier changes, name stays
   EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M9")}}), std::vector<std::string>{"p1"});
-  Criterion name{.param = "name", .type = ParamType::kString, .values = {{.text = "zhang"}}};
+  Criterion name{.param = "name", .type = store::ParamType::kString, .values = {{.text = "zhang"}}};
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {name}}), (std::vector<std::string>{"p1", "p2"}));
   // A non-driving token check (point look-up) after a driving string criterion.
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {name, Token("identifier", "M9")}}), std::vector<std::string>{"p1"});
   EXPECT_TRUE(Ids({.type = "Patient", .criteria = {name, Token("identifier", "M1")}}).empty());
 }
 
-TEST_F(StoreTest, DeleteThenRecreateInOneWriteLeavesOnlyTheNewRows) {
+TEST_P(StoreTest, DeleteThenRecreateInOneWriteLeavesOnlyTheNewRows) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "li na")).ok());
   Status st = store_->Write([&](WriteTransaction& tx) -> Status {
     RETURN_IF_ERROR(tx.Put(Patient("p1", 2, "M2", "li na")));
@@ -465,11 +479,11 @@ TEST_F(StoreTest, DeleteThenRecreateInOneWriteLeavesOnlyTheNewRows) {
   EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
   EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M2")}}).empty());
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M3")}}), std::vector<std::string>{"p1"});
-  Criterion old_name{.param = "name", .type = ParamType::kString, .values = {{.text = "li"}}};
+  Criterion old_name{.param = "name", .type = store::ParamType::kString, .values = {{.text = "li"}}};
   EXPECT_TRUE(Ids({.type = "Patient", .criteria = {old_name}}).empty());
 }
 
-TEST_F(StoreTest, ConditionalSearchInsideAWriteSeesItsOwnEarlierPuts) {
+TEST_P(StoreTest, ConditionalSearchInsideAWriteSeesItsOwnEarlierPuts) {
   Status st = store_->Write([&](WriteTransaction& tx) -> Status {
     RETURN_IF_ERROR(tx.Put(Patient("p1", 1, "M1", "a")));
     ASSIGN_OR_RETURN(auto ids, tx.SearchIds({.type = "Patient", .criteria = {Token("identifier", "M1")}}, 10));
@@ -479,7 +493,7 @@ TEST_F(StoreTest, ConditionalSearchInsideAWriteSeesItsOwnEarlierPuts) {
   EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
-TEST_F(StoreTest, FailedWriteLeavesNoIndexRowsBehind) {
+TEST_P(StoreTest, FailedWriteLeavesNoIndexRowsBehind) {
   Status st = store_->Write([&](WriteTransaction& tx) -> Status {
     RETURN_IF_ERROR(tx.Put(Patient("p1", 1, "M1", "a")));
     return InvalidArgument("entry 2 is bad");
@@ -490,26 +504,26 @@ TEST_F(StoreTest, FailedWriteLeavesNoIndexRowsBehind) {
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}), std::vector<std::string>{"p1"});
 }
 
-TEST_F(StoreTest, MissingAndSortByTokenAndReferenceUseTheManifest) {
+TEST_P(StoreTest, MissingAndSortByTokenAndReferenceUseTheManifest) {
   ASSERT_TRUE(Put(Observation("o1", "pb", 3 * kMicrosPerDay, 1)).ok());
   ASSERT_TRUE(Put(Observation("o2", "pa", 1 * kMicrosPerDay, 2)).ok());
   PutRequest no_subject = Observation("o3", "pc", 2 * kMicrosPerDay, 3);
   no_subject.index.references.clear();
   ASSERT_TRUE(Put(no_subject).ok());
-  Criterion missing{.param = "subject", .type = ParamType::kReference, .missing = true};
+  Criterion missing{.param = "subject", .type = store::ParamType::kReference, .missing = true};
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {missing}}), std::vector<std::string>{"o3"});
   missing.missing = false;
   EXPECT_EQ(Ids({.type = "Observation", .criteria = {missing}}), (std::vector<std::string>{"o1", "o2"}));
   // Resources without a value sort last in both directions.
-  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"subject", ParamType::kReference, false}}}),
+  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"subject", store::ParamType::kReference, false}}}),
             (std::vector<std::string>{"o2", "o1", "o3"}));
-  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"subject", ParamType::kReference, true}}}),
+  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"subject", store::ParamType::kReference, true}}}),
             (std::vector<std::string>{"o1", "o2", "o3"}));
-  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"value-quantity", ParamType::kQuantity, true}}}),
+  EXPECT_EQ(Ids({.type = "Observation", .sort = {{"value-quantity", store::ParamType::kQuantity, true}}}),
             (std::vector<std::string>{"o3", "o2", "o1"}));
 }
 
-TEST_F(StoreTest, SupersededVersionsKeepTheirOwnJson) {
+TEST_P(StoreTest, SupersededVersionsKeepTheirOwnJson) {
   ASSERT_TRUE(Put(Patient("p1", 1, "M1", "a")).ok());
   ASSERT_TRUE(Put(Patient("p1", 2, "M2", "b")).ok());
   ASSERT_TRUE(store_->Write([&](WriteTransaction& tx) {
@@ -539,11 +553,11 @@ TEST_F(StoreTest, SupersededVersionsKeepTheirOwnJson) {
 
 // One commit far larger than the WAL write buffer and than one write() (the WAL
 // writes are combined, then written in pieces): all of it is there after reopening.
-TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
-  const std::string path = TempDb("huge");
+void HugeCommitsAreWrittenWhole(const std::optional<StoreKey>& key) {
+  const std::string path = TempDb(key ? "huge-enc" : "huge");
   pid_t pid = fork();
   if (pid == 0) {
-    auto s = OpenStore({.url = "sqlite:" + path});
+    auto s = OpenStore({.url = "sqlite:" + path, .key = key});
     if (!s.ok()) _exit(3);
     const std::string filler(3000, 'x');
     Status st = (*s)->Write([&](WriteTransaction& tx) -> Status {
@@ -562,8 +576,8 @@ TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
-  auto s = OpenStore({.url = "sqlite:" + path});
-  ASSERT_TRUE(s.ok());
+  auto s = OpenStore({.url = "sqlite:" + path, .key = key});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
   auto n = (*s)->Count("Patient");
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 5001);
@@ -583,6 +597,9 @@ TEST(StoreDurability, HugeCommitsAreWrittenWhole) {
   ASSERT_TRUE(dated.ok());
   EXPECT_EQ(*dated->total, 5001);
 }
+
+TEST(StoreDurability, HugeCommitsAreWrittenWhole) { HugeCommitsAreWrittenWhole(std::nullopt); }
+TEST(StoreDurability, EncryptedHugeCommitsAreWrittenWhole) { HugeCommitsAreWrittenWhole(TestKey()); }
 
 // ---- schema 2 → 3 ----
 
@@ -633,7 +650,7 @@ INSERT INTO compartment VALUES ('p1', 1), ('p1', 2);
     return ids;
   };
   EXPECT_EQ(search({.type = "Patient", .criteria = {Token("identifier", "M1")}}), std::vector<std::string>{"p1"});
-  Criterion subject{.param = "subject", .type = ParamType::kReference, .values = {{.target_type = "Patient", .target_id = "p1"}}};
+  Criterion subject{.param = "subject", .type = store::ParamType::kReference, .values = {{.target_type = "Patient", .target_id = "p1"}}};
   EXPECT_EQ(search({.type = "Observation", .criteria = {subject, Date("date", Prefix::kGe, 150, 150)}}),
             std::vector<std::string>{"o1"});
   auto everything = s.Compartment("p1", {}, 10, 0);
@@ -646,13 +663,13 @@ INSERT INTO compartment VALUES ('p1', 1), ('p1', 2);
   PutRequest next = Patient("p1", 3, "M7", "li si");
   ASSERT_TRUE(s.Write([&](WriteTransaction& tx) { return tx.Put(next); }).ok());
   EXPECT_TRUE(search({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
-  Criterion old_name{.param = "name", .type = ParamType::kString, .values = {{.text = "zhang"}}};
+  Criterion old_name{.param = "name", .type = store::ParamType::kString, .values = {{.text = "zhang"}}};
   EXPECT_TRUE(search({.type = "Patient", .criteria = {old_name}}).empty());
   EXPECT_EQ(search({.type = "Patient", .criteria = {Token("identifier", "M7")}}), std::vector<std::string>{"p1"});
   ASSERT_TRUE(s.Close().ok());
 }
 
-TEST_F(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
+TEST_P(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
   ASSERT_TRUE(store_->Write([](WriteTransaction& tx) -> Status {
                       RETURN_IF_ERROR(tx.AppendPersonChange({.person_id = "P1", .person_version = 1, .at = 5, .action = "new",
                                                              .actor = "rhip-empi", .reason = "r", .before = "[]", .after = "[1]"}));
@@ -689,7 +706,7 @@ TEST_F(StoreTest, EmpiTrailAndReviewsAreKeptAndListed) {
   EXPECT_FALSE(store_->ReadReview(id + 100)->has_value());
 }
 
-TEST_F(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
+TEST_P(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
   ASSERT_TRUE(Put(Patient("p1", 1, "m1", "zhang")).ok());
   ASSERT_TRUE(Put(Patient("p2", 1, "m2", "zhang")).ok());
   ASSERT_TRUE(Put(Observation("o1", "p1", 10, 1)).ok());
@@ -704,7 +721,7 @@ TEST_F(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
   // with a driving criterion the restriction still holds
   Criterion subject;
   subject.param = "subject";
-  subject.type = ParamType::kReference;
+  subject.type = store::ParamType::kReference;
   SearchValue v;
   v.target_type = "Patient";
   v.target_id = "p2";

@@ -1,8 +1,29 @@
 #include "store/sqlite/sqlite_util.h"
 
+#include "store/sqlite/crypt_vfs.h"
 #include "store/sqlite/wal_vfs.h"
 
 namespace rhip::store::sqlite {
+
+Status SqliteError(sqlite3* db, std::string_view what) {
+  const std::string prefix = what.empty() ? std::string("store: ") : "store: " + std::string(what) + ": ";
+  const int ext = sqlite3_extended_errcode(db);
+  if (ext == SQLITE_IOERR_DATA) {
+    std::string page = TakePageFailure();
+    return Status(StatusCode::kDataLoss,
+                  prefix + (page.empty() ? std::string("a page failed its authentication check") : page) +
+                      ": the file was changed outside rhip or is damaged; restore it from a backup");
+  }
+  const int rc = ext & 0xff;
+  if (rc == SQLITE_CANTOPEN) {
+    if (std::string why = TakePageFailure(); !why.empty()) return Internal(prefix + why);
+  }
+  const StatusCode code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? StatusCode::kUnavailable
+                          : rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? StatusCode::kDataLoss
+                          : rc == SQLITE_CONSTRAINT                  ? StatusCode::kConflict
+                                                                     : StatusCode::kInternal;
+  return Status(code, prefix + sqlite3_errmsg(db));
+}
 
 void Stmt::Bind(int i, const SqlValue& v) {
   if (std::holds_alternative<int64_t>(v)) {
@@ -19,13 +40,7 @@ void Stmt::Bind(int i, const SqlValue& v) {
 bool Stmt::Step(Status* status) {
   int rc = sqlite3_step(s_);
   if (rc == SQLITE_ROW) return true;
-  if (rc != SQLITE_DONE) {
-    StatusCode code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? StatusCode::kUnavailable
-                      : rc == SQLITE_CORRUPT                    ? StatusCode::kDataLoss
-                      : rc == SQLITE_CONSTRAINT                 ? StatusCode::kConflict
-                                                                : StatusCode::kInternal;
-    *status = Status(code, std::string("store: ") + sqlite3_errmsg(db_));
-  }
+  if (rc != SQLITE_DONE) *status = SqliteError(db_, "");
   return false;
 }
 
@@ -41,12 +56,17 @@ Db::~Db() {
   sqlite3_close_v2(db_);
 }
 
-StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create) {
+StatusOr<std::unique_ptr<Db>> Db::Open(const std::string& path, bool create, const char* vfs) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   if (create) flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, CombiningWalVfs());
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs ? vfs : CombiningWalVfs());
   if (rc != SQLITE_OK) {
+    if (raw && sqlite3_extended_errcode(raw) == SQLITE_IOERR_DATA) {  // page 1 of an encrypted store changed
+      Status st = SqliteError(raw, "cannot open store " + path);
+      sqlite3_close_v2(raw);
+      return st;
+    }
     std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
     sqlite3_close_v2(raw);
     return Status(StatusCode::kUnavailable, "cannot open store " + path + ": " + msg);
@@ -61,9 +81,8 @@ Status Db::Exec(std::string_view sql) {
   char* err = nullptr;
   std::string s(sql);
   if (sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    return Internal("store: " + msg);
+    return SqliteError(db_, "");
   }
   return Status::Ok();
 }
@@ -84,7 +103,7 @@ StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s,
                          nullptr) != SQLITE_OK) {
-    return Internal(std::string("store: cannot prepare query: ") + sqlite3_errmsg(db_));
+    return SqliteError(db_, "cannot prepare query");
   }
   // Search queries are built from a bounded set of shapes with bound values, so
   // the cache stays small; statements live as long as the connection.
@@ -93,7 +112,7 @@ StatusOr<Stmt*> Db::Prepare(const std::string& sql) {
 }
 
 Status Db::Error(std::string_view what) const {
-  return Internal(std::string("store: ") + std::string(what) + ": " + sqlite3_errmsg(db_));
+  return SqliteError(db_, what);
 }
 
 }  // namespace rhip::store::sqlite

@@ -16,6 +16,10 @@
 
 namespace rhip::store::sqlite {
 
+// The Status for SQLite's last error on `db`: a page that failed its authentication
+// (encrypted stores) is kDataLoss and names the page; busy is kUnavailable.
+Status SqliteError(sqlite3* db, std::string_view what);
+
 // A value bound to a statement parameter.
 using SqlValue = std::variant<std::monostate, int64_t, double, std::string>;
 
@@ -69,7 +73,8 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   ~Db();
-  static StatusOr<std::unique_ptr<Db>> Open(const std::string& path, bool create);
+  // Opens `path` through `vfs` (null: rhip-wal, plain; crypt_vfs.h for an encrypted store).
+  static StatusOr<std::unique_ptr<Db>> Open(const std::string& path, bool create, const char* vfs = nullptr);
 
   Status Exec(std::string_view sql);
   // Runs one statement from the cache (no parse after the first call): for the
