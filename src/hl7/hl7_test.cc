@@ -208,6 +208,39 @@ fhir::Json MapAndParse(std::string_view text, std::vector<std::string>* types = 
 
 std::string S(const fhir::JsonValue& v) { return v.GetString(); }
 
+// Found by fuzz/hl7_fuzz.cc: "\XZZ\" made Unescape throw std::invalid_argument
+// (std::stoi), which ended the process on the MLLP listener's thread.
+TEST(Hl7Parse, MalformedHexEscapesAreKeptAsSent) {
+  auto m = MustParse("MSH|^~\\&|A|B|C|D|20240101||ADT^A08|C1|P|2.5\rPID|1||\\XZZ\\^\\X4\\^\\X\\^\\X41\\^\\XE5BCA0\\\r");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->Get("PID", 3, 1), "\\XZZ\\");
+  EXPECT_EQ(m->Get("PID", 3, 2), "\\X4\\");
+  EXPECT_EQ(m->Get("PID", 3, 3), "\\X\\");
+  EXPECT_EQ(m->Get("PID", 3, 4), "A");
+  EXPECT_EQ(m->Get("PID", 3, 5), "张");
+}
+
+// Found by fuzz/hl7_fuzz.cc: the ACK copied raw header bytes (GB 18030 in MSH-3,
+// control characters, a character cut in two by an error text) and was then not
+// valid UTF-8 — and could even hold MLLP's frame-end byte.
+TEST(Hl7Ack, IsValidUtf8AndOneFrameWhateverTheInboundHeaderHeld) {
+  const std::string in = "MSH|^~\\&|\xd5\xc5\xc8\xfd|330402-H01|RHIP|330400|20240105083000||ADT^A04|C\x1c"
+                         "1|P|2.5|||||CHN|GB 18030-2000\r";
+  Hl7Error e;
+  e.text = "bad value '\xe5\xbc";  // the first two bytes of 张
+  const std::string ack = BuildAck(Identify(in), AckCode::kError, &e, "ACK1", "20240105083001");
+  EXPECT_EQ(ack.find('\x1c'), std::string::npos) << ack;
+  EXPECT_EQ(ack.find('\x0b'), std::string::npos) << ack;
+  Hl7Error err;
+  auto m = Parse(ack, &err);
+  ASSERT_TRUE(m) << err.Describe() << "\n" << ack;
+  // Hex escapes give the sender back exactly the bytes it sent.
+  EXPECT_EQ(m->Get("MSH", 5), "\xd5\xc5\xc8\xfd");
+  EXPECT_EQ(m->Get("MSA", 2), "C\x1c" "1");
+  EXPECT_EQ(m->Get("MSA", 1), "AE");
+  EXPECT_EQ(m->Get("MSA", 3), "bad value '\xe5\xbc");
+}
+
 TEST(Hl7ToFhir, AdtRegistrationBecomesPatientAndEncounter) {
   std::vector<std::string> types;
   fhir::Json b = MapAndParse(kAdt, &types);
