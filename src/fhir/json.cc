@@ -54,7 +54,10 @@ void LineColumn(std::string_view text, size_t offset, int* line, int* col) {
 }  // namespace
 
 StatusOr<Json> ParseJson(std::string_view text, int max_depth) {
-  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag;
+  // Full precision: RapidJSON's fast path rounds long mantissas wrongly, so a
+  // decimal read and written back changed value, and changed again on the next
+  // round trip (found by fuzz/fhir_json_fuzz.cc).
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag;
   Json doc;
   rapidjson::ParseResult result;
   bool too_deep = false;

@@ -409,6 +409,17 @@ TEST(Hl7ToFhir, VxuBecomesImmunizationAndA40MarksTheMergedRecord) {
 }
 
 // Every message the generator writes (ADT in UTF-8 and GB18030, ORU, VXU) parses and maps.
+// Found by fuzz/hl7_fuzz.cc: a name holding \X1C\ (an escaped control character)
+// was written into the Bundle raw (RapidJSON's SSE4.2 writer), and the Bundle was
+// not JSON any more.
+TEST(Hl7ToFhir, ControlCharactersInValuesStayValidJson) {
+  fhir::Json v = MapAndParse(
+      "MSH|^~\\&|HIS|330402-H01|RHIP|330400|20240301100000||ADT^A08^ADT_A01|C1|P|2.5\r"
+      "PID|1||MR1^^^330402-H01^MR||O\\X1C\\Brien^A\\X1F\\B||19800101|M\r");
+  EXPECT_EQ(S(v["entry"][0]["resource"]["name"][0]["family"]), "O\x1c" "Brien");
+  EXPECT_EQ(S(v["entry"][0]["resource"]["name"][0]["given"][0]), "A\x1f" "B");
+}
+
 TEST(Hl7ToFhir, EveryGeneratedMessageMaps) {
   const fs::path dir = fs::temp_directory_path() / ("rhip-hl7-gen-" + std::to_string(::getpid()));
   gen::GenOptions o;
