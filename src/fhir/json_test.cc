@@ -52,6 +52,22 @@ TEST(Json, NumbersParseToTheNearestDoubleSoWritingIsAFixpoint) {
   }
 }
 
+// Found by fuzz/fhir_json_fuzz.cc: "\ude00" alone was accepted and stored as bytes
+// that are not UTF-8, so the stored resource no longer parsed.
+TEST(Json, UnpairedSurrogateEscapesAreRefusedAndPairsAccepted) {
+  for (const char* bad : {R"({"a":"x\ude00"})", R"({"a":"\udbff"})", R"({"\udc00":1})", R"({"a":"\ud83d\u0041"})"}) {
+    auto d = ParseJson(bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+  }
+  auto d = ParseJson(R"({"a":"x\ude00"})");
+  EXPECT_NE(d.status().message().find("surrogate"), std::string::npos) << d.status().message();
+  auto pair = ParseJson(R"({"a":"\u5f20\ud83d\ude00\ud7ff\ue000"})");
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  EXPECT_EQ(StringMember(*pair, "a"), "张\xf0\x9f\x98\x80\xed\x9f\xbf\xee\x80\x80");
+  EXPECT_TRUE(ParseJson(WriteJson(*pair)).ok());
+}
+
 TEST(Json, MalformedInputNamesLineAndColumn) {
   auto d = ParseJson("{\n  \"a\": 1,\n  \"b\": }");
   ASSERT_FALSE(d.ok());

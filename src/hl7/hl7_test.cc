@@ -420,6 +420,24 @@ TEST(Hl7ToFhir, ControlCharactersInValuesStayValidJson) {
   EXPECT_EQ(S(v["entry"][0]["resource"]["name"][0]["given"][0]), "A\x1f" "B");
 }
 
+// Found by fuzz/hl7_fuzz.cc: an NM value with an embedded NUL (\X00\) passed as a
+// number and was written raw into the Bundle; "0x10" (which strtod reads) too.
+TEST(Hl7ToFhir, NumericValuesAreJsonNumbersOrRefused) {
+  auto with = [](std::string value, std::string range) {
+    std::string msg = kOru;
+    msg.replace(msg.find("11.20"), 5, value);
+    msg.replace(msg.find("3.5-9.5"), 7, range);
+    return msg;
+  };
+  EXPECT_EQ(MapError(with("1\\X00\\2", "3.5-9.5")).field, 5);
+  fhir::Json v = MapAndParse(with("0x10", "+.5-007"));
+  const auto& obs = v["entry"][1]["resource"];
+  ASSERT_TRUE(obs["valueQuantity"]["value"].IsNumber());
+  EXPECT_EQ(obs["valueQuantity"]["value"].GetDouble(), 16.0);
+  EXPECT_EQ(obs["referenceRange"][0]["low"]["value"].GetDouble(), 0.5);
+  EXPECT_EQ(obs["referenceRange"][0]["high"]["value"].GetDouble(), 7.0);
+}
+
 TEST(Hl7ToFhir, EveryGeneratedMessageMaps) {
   const fs::path dir = fs::temp_directory_path() / ("rhip-hl7-gen-" + std::to_string(::getpid()));
   gen::GenOptions o;
