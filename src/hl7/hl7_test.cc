@@ -218,6 +218,12 @@ TEST(Hl7Parse, MalformedHexEscapesAreKeptAsSent) {
   EXPECT_EQ(m->Get("PID", 3, 3), "\\X\\");
   EXPECT_EQ(m->Get("PID", 3, 4), "A");
   EXPECT_EQ(m->Get("PID", 3, 5), "张");
+  // Hex bytes that are not UTF-8 text (a lone continuation byte) are kept as sent too:
+  // they would make the FHIR value invalid JSON.
+  auto bytes = MustParse("MSH|^~\\&|A|B|C|D|20240101||ADT^A08|C1|P|2.5\rPID|1||\\X0092\\^\\X00\\\r");
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(bytes->Get("PID", 3, 1), "\\X0092\\");
+  EXPECT_EQ(bytes->Get("PID", 3, 2), std::string(1, '\0'));
 }
 
 // Found by fuzz/hl7_fuzz.cc: the ACK copied raw header bytes (GB 18030 in MSH-3,
@@ -234,11 +240,13 @@ TEST(Hl7Ack, IsValidUtf8AndOneFrameWhateverTheInboundHeaderHeld) {
   Hl7Error err;
   auto m = Parse(ack, &err);
   ASSERT_TRUE(m) << err.Describe() << "\n" << ack;
-  // Hex escapes give the sender back exactly the bytes it sent.
-  EXPECT_EQ(m->Get("MSH", 5), "\xd5\xc5\xc8\xfd");
+  // Hex escapes give the sender's HL7 decoder back exactly the bytes it sent; rhip's
+  // own parser keeps hex escapes that are not UTF-8 text as written.
+  EXPECT_NE(ack.find("|\\XD5\\\\XC5\\\\XC8\\\\XFD\\|"), std::string::npos) << ack;
+  EXPECT_EQ(m->Get("MSH", 5), "\\XD5\\\\XC5\\\\XC8\\\\XFD\\");
   EXPECT_EQ(m->Get("MSA", 2), "C\x1c" "1");
   EXPECT_EQ(m->Get("MSA", 1), "AE");
-  EXPECT_EQ(m->Get("MSA", 3), "bad value '\xe5\xbc");
+  EXPECT_EQ(m->Get("MSA", 3), "bad value '\\XE5\\\\XBC\\");
 }
 
 TEST(Hl7ToFhir, AdtRegistrationBecomesPatientAndEncounter) {

@@ -227,7 +227,11 @@ std::string Message::Unescape(std::string_view text) const {
     else if (seq == "H" || seq == "N") {
       // highlighting on/off: no plain-text equivalent
     } else if (IsHexEscape(seq)) {
-      for (size_t k = 1; k + 1 < seq.size(); k += 2) out += static_cast<char>(HexDigit(seq[k]) * 16 + HexDigit(seq[k + 1]));
+      // The bytes must be UTF-8 text (the message is UTF-8 by now); others, kept as
+      // sent, would make every FHIR value holding them invalid JSON (found by fuzz/hl7_fuzz.cc).
+      std::string bytes;
+      for (size_t k = 1; k + 1 < seq.size(); k += 2) bytes += static_cast<char>(HexDigit(seq[k]) * 16 + HexDigit(seq[k + 1]));
+      out += ValidUtf8(bytes) ? bytes : std::string(text.substr(i, end - i + 1));
     } else {
       out += text.substr(i, end - i + 1);  // unknown sequence: keep as sent
     }
