@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unicode/ucnv.h>
 
 #include <filesystem>
@@ -131,6 +133,16 @@ TEST(Hl7Parse, BadInputNamesTheProblem) {
   e = ParseError("MSHA^~\\&AAABBB\r");  // alphanumeric field separator
   EXPECT_EQ(e.field, 2);
   e = ParseError("MSH|^^\\&|A|B|C|D|20240101||ADT^A04|1|P|2.5\r");  // repeated encoding character
+  EXPECT_EQ(e.field, 2);
+  // Found by fuzz/hl7_fuzz.cc: a delimiter outside printable ASCII (here Latin-1 '\xA6')
+  // changed in the conversion to UTF-8, and values were cut inside characters.
+  e = ParseError("MSH|\xa6~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.4|||||CHN|8859/1\r");
+  EXPECT_TRUE(e.reject);
+  EXPECT_EQ(e.field, 2);
+  std::string control_sep = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.5\r";
+  std::replace(control_sep.begin(), control_sep.end(), '|', '\x01');
+  e = ParseError(control_sep);
+  EXPECT_TRUE(e.reject);
   EXPECT_EQ(e.field, 2);
   e = ParseError("MSH|^~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.2\r");
   EXPECT_EQ(e.code, ErrorCode::kUnsupportedVersion);

@@ -127,7 +127,13 @@ bool ParseDelimiters(std::string_view bytes, Delimiters* d, Hl7Error* error) {
   }
   d->field = bytes[3];
   const std::string_view enc = bytes.substr(4, bytes.find(d->field, 4) - 4);
-  auto bad = [&](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '\r' || c == '\n' || c == ' '; };
+  // Delimiters are printable ASCII: a byte >= 0x80 changes when MSH-18's character
+  // set is converted to UTF-8, and splitting on it cut characters in two (found by
+  // fuzz/hl7_fuzz.cc: an ISO-8859-1 message with '\xA6' as component separator).
+  auto bad = [&](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) || u <= 0x20 || u >= 0x7F;
+  };
   if (bad(d->field) || enc.size() < 3 || enc.size() > 5) {
     *error = Error(ErrorCode::kDataType, "MSH", 2,
                    "MSH-1/MSH-2 must give the field separator and 3-4 encoding characters (usually |^~\\&); got '" +
