@@ -139,6 +139,9 @@ TEST(Hl7Parse, BadInputNamesTheProblem) {
   e = ParseError("MSH|\xa6~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.4|||||CHN|8859/1\r");
   EXPECT_TRUE(e.reject);
   EXPECT_EQ(e.field, 2);
+  e = ParseError("MSH|^~\\\xa6|A|B|C|D|20240101||ADT^A04|1|P|2.4|||||CHN|8859/1\r");  // the subcomponent separator too
+  EXPECT_TRUE(e.reject);
+  EXPECT_EQ(e.field, 2);
   std::string control_sep = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.5\r";
   std::replace(control_sep.begin(), control_sep.end(), '|', '\x01');
   e = ParseError(control_sep);

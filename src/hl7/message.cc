@@ -147,8 +147,10 @@ bool ParseDelimiters(std::string_view bytes, Delimiters* d, Hl7Error* error) {
   d->subcomponent = enc.size() >= 4 ? enc[3] : '&';
   const char all[5] = {d->field, d->component, d->repetition, d->escape, d->subcomponent};
   for (int i = 0; i < 5; ++i) {
-    for (int j = i + 1; j < 5; ++j) {
-      if (all[i] == all[j] || bad(all[i])) {
+    // j from i: bad() is checked for every delimiter, the subcomponent separator
+    // (the last) included, which it was not (found by fuzz/hl7_fuzz.cc).
+    for (int j = i; j < 5; ++j) {
+      if ((j > i && all[i] == all[j]) || bad(all[i])) {
         *error = Error(ErrorCode::kDataType, "MSH", 2,
                        "MSH-2 encoding characters must differ from each other and from the field separator; got '" +
                            std::string(enc) + "'",
