@@ -6,8 +6,11 @@ DATA    ?= data/demo
 PORT    ?= 8080
 JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME  ?= 600
+FUZZ_TARGETS ?= fhir_json search hl7 id_card name
 
-.PHONY: run test deps build configure bench clean format
+.PHONY: run test deps build configure bench clean format fuzz-build fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,6 +27,20 @@ run: build
 
 test: build
 	@bash scripts/run-tests.sh $(BUILD)
+
+# libFuzzer targets (docs/SECURITY.md "Fuzzing"): a second build with clang,
+# ASan and UBSan, only the libraries the targets need. `make fuzz` runs each
+# target FUZZ_TIME seconds (two at a time, nice 19); `make test` replays the
+# committed corpus instead (fuzz_replay.* in ctest, built by the normal build).
+fuzz-build:
+	@bash scripts/install-deps.sh fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  -DRHIP_FUZZ=ON -DRHIP_BUILD_TESTS=OFF -DRHIP_BUILD_BENCHMARKS=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target rhip_fuzz_all
+
+fuzz: fuzz-build
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 bench: build
 	@echo "see bench/README.md"

@@ -71,3 +71,28 @@ function(rhip_layer name)
     rhip_add_benchmark(rhip_${name}_benchmark SOURCES ${benches} DEPS rhip_${name} ${ARG_TEST_DEPS})
   endif()
 endfunction()
+
+# rhip_add_fuzz(NAME SOURCES ... DEPS ...): a fuzz target (fuzz/NAME_fuzz.cc,
+# LLVMFuzzerTestOneInput). With RHIP_FUZZ (clang): a libFuzzer binary
+# rhip_fuzz_NAME for the long runs (`make fuzz`). In the normal build with
+# tests: a replay binary over the committed corpus fuzz/corpus/NAME/,
+# registered with ctest as fuzz_replay.NAME (the fuzz smoke of `make test`).
+function(rhip_add_fuzz name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  if(RHIP_FUZZ)
+    add_executable(rhip_fuzz_${name} ${ARG_SOURCES})
+    target_link_options(rhip_fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    set(exe rhip_fuzz_${name})
+    add_dependencies(rhip_fuzz_all ${exe})
+  elseif(RHIP_BUILD_TESTS)
+    add_executable(rhip_fuzz_replay_${name} ${ARG_SOURCES} ${CMAKE_SOURCE_DIR}/fuzz/replay_main.cc)
+    set(exe rhip_fuzz_replay_${name})
+    add_test(NAME fuzz_replay.${name} COMMAND ${exe} ${CMAKE_SOURCE_DIR}/fuzz/corpus/${name})
+  else()
+    return()
+  endif()
+  target_include_directories(${exe} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/fuzz)
+  target_compile_options(${exe} PRIVATE ${RHIP_WARNINGS})
+  target_link_libraries(${exe} PRIVATE ${ARG_DEPS})
+  set_target_properties(${exe} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+endfunction()

@@ -9,6 +9,10 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libfmt-dev libspdlog-dev libsqlite3-dev sqlite3 libssl-dev libicu-dev
       libopencc-dev libpq-dev libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev
       nodejs npm wrk)
+# `install-deps.sh fuzz` (make fuzz-build): clang and libFuzzer for the fuzz build.
+if [ "${1:-}" = fuzz ]; then
+  PKGS+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -30,7 +30,9 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--rate-limit", f.rate_limit, "requests per second per client (token subject), bursts of twice that; 0 = none")
       ->check(CLI::Range(0.0, 1e7));
   sub.add_option("--cors-origin", f.cors_origins, "a browser origin allowed to call the API cross-origin (repeatable; none by default)");
-  sub.add_option("--tls-cert", f.tls_cert, "PEM certificate chain: serve HTTPS (TLS 1.2+) instead of HTTP")->check(CLI::ExistingFile);
+  sub.add_option("--tls-cert", f.tls_cert,
+                 "PEM certificate chain: serve HTTPS (TLS 1.2+) instead of HTTP, and MLLP over TLS instead of plain TCP")
+      ->check(CLI::ExistingFile);
   sub.add_option("--tls-key", f.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   sub.add_option("--audit-anchor", f.audit_anchor,
                  "append the audit chain's head (SEQ HASH INSTANT) to this file, outside the data folder ideally "
@@ -38,6 +40,10 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
                  "records cut off the end");
   sub.add_option("--audit-anchor-interval", f.audit_anchor_interval, "seconds between anchors (default 60; also at a stop)")
       ->check(CLI::Range(0.0, 86400.0));
+  sub.add_option("--mllp-client-ca", f.mllp_client_ca,
+                 "PEM CA certificate(s): MLLP clients must present a certificate it issued, whose subject CN is "
+                 "their institution code (MSH-4); needs --tls-cert/--tls-key")
+      ->check(CLI::ExistingFile);
   sub.add_flag("--insecure-dev", f.insecure_dev,
                "DEVELOPMENT ONLY: serve without tokens, every caller is treated as admin");
   AddStoreKeyFlags(sub, f.key_flags);
@@ -73,8 +79,9 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     fo.managed_types = {{"Person", "the EMPI keeps them; use /api/mpi/link, unlink, merge, unmerge and review"}};
   };
   // HL7 v2 over MLLP beside the HTTP API, on the same store. MLLP carries no
-  // tokens: the listener is trusted by its network placement (bind it to the
-  // institutions' network only); TLS on it comes later (docs/SECURITY.md).
+  // tokens: without client certificates the listener is trusted by its network
+  // placement (bind it to the institutions' network only); with
+  // --mllp-client-ca each connection proves its institution (docs/SECURITY.md).
   std::unique_ptr<fhir::FhirService> hl7_fhir;
   std::unique_ptr<ingest::Hl7Processor> hl7;
   std::unique_ptr<ingest::MllpServer> mllp;
@@ -92,10 +99,20 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
     hl7 = std::make_unique<ingest::Hl7Processor>(store, hl7_fhir.get(),
                                                  ingest::Hl7ProcessorOptions{.appliers = f.hl7_appliers}, inbox.get());
     if (Status st = hl7->Start(); !st.ok()) return Fail(command, st.ToString());
-    mllp = std::make_unique<ingest::MllpServer>(ingest::MllpOptions{.bind = f.bind, .port = f.mllp_port},
-                                                [p = hl7.get()](std::string_view m) { return p->Process(m); });
+    if (!f.mllp_client_ca.empty() && f.tls_cert.empty())
+      return Fail(command, "--mllp-client-ca needs --tls-cert and --tls-key (client certificates are checked in TLS)");
+    ingest::MllpOptions mo;
+    mo.bind = f.bind;
+    mo.port = f.mllp_port;
+    mo.tls_cert = f.tls_cert;
+    mo.tls_key = f.tls_key;
+    mo.tls_client_ca = f.mllp_client_ca;
+    mllp = std::make_unique<ingest::MllpServer>(mo, [p = hl7.get()](std::string_view m, const ingest::MllpPeer& peer) {
+      return p->Process(m, peer.certificate_cn);
+    });
     if (Status st = mllp->Start(); !st.ok()) return Fail(command, st.ToString());
-    std::printf("rhip mllp listening on %s:%d\n", f.bind.c_str(), mllp->port());
+    std::printf("rhip mllp listening on %s:%d%s\n", f.bind.c_str(), mllp->port(),
+                f.tls_cert.empty() ? "" : f.mllp_client_ca.empty() ? " (TLS)" : " (TLS, client certificates)");
   }
   // FHIR Bulk Data ($export, $import) under DATA/bulk; $import reads server-side files only from DATA/import.
   ingest::BulkData bulk(store, {.dir = f.data + "/bulk",

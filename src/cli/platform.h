@@ -30,7 +30,8 @@ struct PlatformFlags {
   bool insecure_dev = false;  // no tokens, every caller is admin (development only)
   double rate_limit = 1000;   // requests/s per client; 0 = none
   std::vector<std::string> cors_origins;
-  std::string tls_cert, tls_key;  // HTTPS when both are set
+  std::string tls_cert, tls_key;  // HTTPS (and TLS on MLLP) when both are set
+  std::string mllp_client_ca;     // MLLP clients must present a certificate from this CA (mutual TLS)
   std::string audit_anchor;       // file the audit log's head is appended to (empty: none)
   double audit_anchor_interval = 60;  // seconds between anchors
   StoreKeyFlags key_flags;        // --encrypt, --key-file

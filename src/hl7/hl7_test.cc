@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unicode/ucnv.h>
 
 #include <filesystem>
@@ -132,6 +134,19 @@ TEST(Hl7Parse, BadInputNamesTheProblem) {
   EXPECT_EQ(e.field, 2);
   e = ParseError("MSH|^^\\&|A|B|C|D|20240101||ADT^A04|1|P|2.5\r");  // repeated encoding character
   EXPECT_EQ(e.field, 2);
+  // Found by fuzz/hl7_fuzz.cc: a delimiter outside printable ASCII (here Latin-1 '\xA6')
+  // changed in the conversion to UTF-8, and values were cut inside characters.
+  e = ParseError("MSH|\xa6~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.4|||||CHN|8859/1\r");
+  EXPECT_TRUE(e.reject);
+  EXPECT_EQ(e.field, 2);
+  e = ParseError("MSH|^~\\\xa6|A|B|C|D|20240101||ADT^A04|1|P|2.4|||||CHN|8859/1\r");  // the subcomponent separator too
+  EXPECT_TRUE(e.reject);
+  EXPECT_EQ(e.field, 2);
+  std::string control_sep = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.5\r";
+  std::replace(control_sep.begin(), control_sep.end(), '|', '\x01');
+  e = ParseError(control_sep);
+  EXPECT_TRUE(e.reject);
+  EXPECT_EQ(e.field, 2);
   e = ParseError("MSH|^~\\&|A|B|C|D|20240101||ADT^A04|1|P|2.2\r");
   EXPECT_EQ(e.code, ErrorCode::kUnsupportedVersion);
   EXPECT_EQ(e.field, 12);
@@ -207,6 +222,47 @@ fhir::Json MapAndParse(std::string_view text, std::vector<std::string>* types = 
 }
 
 std::string S(const fhir::JsonValue& v) { return v.GetString(); }
+
+// Found by fuzz/hl7_fuzz.cc: "\XZZ\" made Unescape throw std::invalid_argument
+// (std::stoi), which ended the process on the MLLP listener's thread.
+TEST(Hl7Parse, MalformedHexEscapesAreKeptAsSent) {
+  auto m = MustParse("MSH|^~\\&|A|B|C|D|20240101||ADT^A08|C1|P|2.5\rPID|1||\\XZZ\\^\\X4\\^\\X\\^\\X41\\^\\XE5BCA0\\\r");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->Get("PID", 3, 1), "\\XZZ\\");
+  EXPECT_EQ(m->Get("PID", 3, 2), "\\X4\\");
+  EXPECT_EQ(m->Get("PID", 3, 3), "\\X\\");
+  EXPECT_EQ(m->Get("PID", 3, 4), "A");
+  EXPECT_EQ(m->Get("PID", 3, 5), "张");
+  // Hex bytes that are not UTF-8 text (a lone continuation byte) are kept as sent too:
+  // they would make the FHIR value invalid JSON.
+  auto bytes = MustParse("MSH|^~\\&|A|B|C|D|20240101||ADT^A08|C1|P|2.5\rPID|1||\\X0092\\^\\X00\\\r");
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(bytes->Get("PID", 3, 1), "\\X0092\\");
+  EXPECT_EQ(bytes->Get("PID", 3, 2), std::string(1, '\0'));
+}
+
+// Found by fuzz/hl7_fuzz.cc: the ACK copied raw header bytes (GB 18030 in MSH-3,
+// control characters, a character cut in two by an error text) and was then not
+// valid UTF-8 — and could even hold MLLP's frame-end byte.
+TEST(Hl7Ack, IsValidUtf8AndOneFrameWhateverTheInboundHeaderHeld) {
+  const std::string in = "MSH|^~\\&|\xd5\xc5\xc8\xfd|330402-H01|RHIP|330400|20240105083000||ADT^A04|C\x1c"
+                         "1|P|2.5|||||CHN|GB 18030-2000\r";
+  Hl7Error e;
+  e.text = "bad value '\xe5\xbc";  // the first two bytes of 张
+  const std::string ack = BuildAck(Identify(in), AckCode::kError, &e, "ACK1", "20240105083001");
+  EXPECT_EQ(ack.find('\x1c'), std::string::npos) << ack;
+  EXPECT_EQ(ack.find('\x0b'), std::string::npos) << ack;
+  Hl7Error err;
+  auto m = Parse(ack, &err);
+  ASSERT_TRUE(m) << err.Describe() << "\n" << ack;
+  // Hex escapes give the sender's HL7 decoder back exactly the bytes it sent; rhip's
+  // own parser keeps hex escapes that are not UTF-8 text as written.
+  EXPECT_NE(ack.find("|\\XD5\\\\XC5\\\\XC8\\\\XFD\\|"), std::string::npos) << ack;
+  EXPECT_EQ(m->Get("MSH", 5), "\\XD5\\\\XC5\\\\XC8\\\\XFD\\");
+  EXPECT_EQ(m->Get("MSA", 2), "C\x1c" "1");
+  EXPECT_EQ(m->Get("MSA", 1), "AE");
+  EXPECT_EQ(m->Get("MSA", 3), "bad value '\\XE5\\\\XBC\\");
+}
 
 TEST(Hl7ToFhir, AdtRegistrationBecomesPatientAndEncounter) {
   std::vector<std::string> types;
@@ -376,6 +432,35 @@ TEST(Hl7ToFhir, VxuBecomesImmunizationAndA40MarksTheMergedRecord) {
 }
 
 // Every message the generator writes (ADT in UTF-8 and GB18030, ORU, VXU) parses and maps.
+// Found by fuzz/hl7_fuzz.cc: a name holding \X1C\ (an escaped control character)
+// was written into the Bundle raw (RapidJSON's SSE4.2 writer), and the Bundle was
+// not JSON any more.
+TEST(Hl7ToFhir, ControlCharactersInValuesStayValidJson) {
+  fhir::Json v = MapAndParse(
+      "MSH|^~\\&|HIS|330402-H01|RHIP|330400|20240301100000||ADT^A08^ADT_A01|C1|P|2.5\r"
+      "PID|1||MR1^^^330402-H01^MR||O\\X1C\\Brien^A\\X1F\\B||19800101|M\r");
+  EXPECT_EQ(S(v["entry"][0]["resource"]["name"][0]["family"]), "O\x1c" "Brien");
+  EXPECT_EQ(S(v["entry"][0]["resource"]["name"][0]["given"][0]), "A\x1f" "B");
+}
+
+// Found by fuzz/hl7_fuzz.cc: an NM value with an embedded NUL (\X00\) passed as a
+// number and was written raw into the Bundle; "0x10" (which strtod reads) too.
+TEST(Hl7ToFhir, NumericValuesAreJsonNumbersOrRefused) {
+  auto with = [](std::string value, std::string range) {
+    std::string msg = kOru;
+    msg.replace(msg.find("11.20"), 5, value);
+    msg.replace(msg.find("3.5-9.5"), 7, range);
+    return msg;
+  };
+  EXPECT_EQ(MapError(with("1\\X00\\2", "3.5-9.5")).field, 5);
+  fhir::Json v = MapAndParse(with("0x10", "+.5-007"));
+  const auto& obs = v["entry"][1]["resource"];
+  ASSERT_TRUE(obs["valueQuantity"]["value"].IsNumber());
+  EXPECT_EQ(obs["valueQuantity"]["value"].GetDouble(), 16.0);
+  EXPECT_EQ(obs["referenceRange"][0]["low"]["value"].GetDouble(), 0.5);
+  EXPECT_EQ(obs["referenceRange"][0]["high"]["value"].GetDouble(), 7.0);
+}
+
 TEST(Hl7ToFhir, EveryGeneratedMessageMaps) {
   const fs::path dir = fs::temp_directory_path() / ("rhip-hl7-gen-" + std::to_string(::getpid()));
   gen::GenOptions o;

@@ -37,20 +37,45 @@ std::string_view Piece(std::string_view s, char sep, int n) {
   return s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
 }
 
+// Length of the UTF-8 sequence at the start of s (1-4), or 0 when it is not one.
+size_t Utf8SequenceLength(std::string_view s) {
+  if (s.empty()) return 0;
+  const auto c = static_cast<unsigned char>(s[0]);
+  if (c < 0x80) return 1;
+  size_t n;
+  if (c >= 0xC2 && c <= 0xDF) n = 1;
+  else if (c >= 0xE0 && c <= 0xEF) n = 2;
+  else if (c >= 0xF0 && c <= 0xF4) n = 3;
+  else return 0;
+  if (n >= s.size()) return 0;
+  for (size_t k = 1; k <= n; ++k)
+    if ((static_cast<unsigned char>(s[k]) & 0xC0) != 0x80) return 0;
+  // RFC 3629: no overlong forms, no surrogates (U+D800-DFFF), nothing above U+10FFFF.
+  const auto c1 = static_cast<unsigned char>(s[1]);
+  if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F)) return 0;
+  return n + 1;
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// \Xhh…\ with an even number of hex digits. Anything else after X (\XZZ\) is an
+// unknown sequence, kept as sent (it used to throw from std::stoi: found by fuzz/hl7_fuzz.cc).
+bool IsHexEscape(std::string_view seq) {
+  if (seq.size() < 3 || seq[0] != 'X' || seq.size() % 2 == 0) return false;
+  return std::all_of(seq.begin() + 1, seq.end(), [](char c) { return HexDigit(c) >= 0; });
+}
+
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    if (c < 0x80) n = 0;
-    else if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c >= 0xE0 && c <= 0xEF) n = 2;
-    else if (c >= 0xF0 && c <= 0xF4) n = 3;
-    else return false;
-    if (n > 0 && i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += n + 1;
+    const size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) return false;
+    i += n;
   }
   return true;
 }
@@ -102,7 +127,13 @@ bool ParseDelimiters(std::string_view bytes, Delimiters* d, Hl7Error* error) {
   }
   d->field = bytes[3];
   const std::string_view enc = bytes.substr(4, bytes.find(d->field, 4) - 4);
-  auto bad = [&](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '\r' || c == '\n' || c == ' '; };
+  // Delimiters are printable ASCII: a byte >= 0x80 changes when MSH-18's character
+  // set is converted to UTF-8, and splitting on it cut characters in two (found by
+  // fuzz/hl7_fuzz.cc: an ISO-8859-1 message with '\xA6' as component separator).
+  auto bad = [&](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) || u <= 0x20 || u >= 0x7F;
+  };
   if (bad(d->field) || enc.size() < 3 || enc.size() > 5) {
     *error = Error(ErrorCode::kDataType, "MSH", 2,
                    "MSH-1/MSH-2 must give the field separator and 3-4 encoding characters (usually |^~\\&); got '" +
@@ -116,8 +147,10 @@ bool ParseDelimiters(std::string_view bytes, Delimiters* d, Hl7Error* error) {
   d->subcomponent = enc.size() >= 4 ? enc[3] : '&';
   const char all[5] = {d->field, d->component, d->repetition, d->escape, d->subcomponent};
   for (int i = 0; i < 5; ++i) {
-    for (int j = i + 1; j < 5; ++j) {
-      if (all[i] == all[j] || bad(all[i])) {
+    // j from i: bad() is checked for every delimiter, the subcomponent separator
+    // (the last) included, which it was not (found by fuzz/hl7_fuzz.cc).
+    for (int j = i; j < 5; ++j) {
+      if ((j > i && all[i] == all[j]) || bad(all[i])) {
         *error = Error(ErrorCode::kDataType, "MSH", 2,
                        "MSH-2 encoding characters must differ from each other and from the field separator; got '" +
                            std::string(enc) + "'",
@@ -201,10 +234,12 @@ std::string Message::Unescape(std::string_view text) const {
     else if (seq == ".br") out += '\n';
     else if (seq == "H" || seq == "N") {
       // highlighting on/off: no plain-text equivalent
-    } else if (!seq.empty() && seq[0] == 'X' && seq.size() % 2 == 1) {
-      for (size_t k = 1; k + 1 < seq.size(); k += 2) {
-        out += static_cast<char>(std::stoi(std::string(seq.substr(k, 2)), nullptr, 16));
-      }
+    } else if (IsHexEscape(seq)) {
+      // The bytes must be UTF-8 text (the message is UTF-8 by now); others, kept as
+      // sent, would make every FHIR value holding them invalid JSON (found by fuzz/hl7_fuzz.cc).
+      std::string bytes;
+      for (size_t k = 1; k + 1 < seq.size(); k += 2) bytes += static_cast<char>(HexDigit(seq[k]) * 16 + HexDigit(seq[k + 1]));
+      out += ValidUtf8(bytes) ? bytes : std::string(text.substr(i, end - i + 1));
     } else {
       out += text.substr(i, end - i + 1);  // unknown sequence: keep as sent
     }
@@ -336,9 +371,33 @@ std::optional<Message> Parse(std::string_view bytes, Hl7Error* error) {
 
 namespace {
 
+// Text for an ACK field: delimiters escaped, and whatever is not printable
+// UTF-8 — control characters (MLLP's framing bytes among them), bytes of
+// another character set that reached MSH raw, a multi-byte character cut in
+// two by an error message — as HL7 hex escapes \Xhh\, so the ACK is always
+// valid UTF-8 and always one frame (found by fuzz/hl7_fuzz.cc).
 std::string Escape(std::string_view v) {
   std::string out;
-  for (char c : v) {
+  auto hex = [&](unsigned char b) {
+    static const char kHex[] = "0123456789ABCDEF";
+    out += "\\X";
+    out += kHex[b >> 4];
+    out += kHex[b & 0xF];
+    out += '\\';
+  };
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      const size_t n = Utf8SequenceLength(v.substr(i));
+      if (n == 0) {
+        hex(u);
+      } else {
+        out += v.substr(i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '|': out += "\\F\\"; break;
       case '^': out += "\\S\\"; break;
@@ -347,7 +406,9 @@ std::string Escape(std::string_view v) {
       case '\\': out += "\\E\\"; break;
       case '\r':
       case '\n': out += "\\.br\\"; break;
-      default: out += c;
+      default:
+        if (u < 0x20 || u == 0x7F) hex(u);
+        else out += c;
     }
   }
   return out;

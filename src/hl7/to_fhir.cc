@@ -425,11 +425,33 @@ std::string CodeSystem(std::string_view hl7_system, bool imaging) {
   return imaging ? "http://rhip.health/CodeSystem/exam-item" : "http://rhip.health/CodeSystem/lab-item";
 }
 
+// The whole value must be the number: strtod stops at an embedded NUL (from a
+// \X00\ escape), which used to pass "1<NUL>2" as 1 (found by fuzz/hl7_fuzz.cc).
 bool ParseNumber(const std::string& s, double* out) {
   if (s.empty()) return false;
   char* end = nullptr;
   *out = std::strtod(s.c_str(), &end);
-  return end && *end == '\0' && std::isfinite(*out);
+  return end == s.c_str() + s.size() && std::isfinite(*out);
+}
+
+// RFC 8259 number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool IsJsonNumber(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    return i > from;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i < s.size() && s[i] == '0') ++i;
+  else if (!digits()) return false;
+  if (i < s.size() && s[i] == '.' && (++i, !digits())) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
 }
 
 // `number` is JSON number text (as sent, so it keeps its precision: 4.50 stays 4.50).
@@ -446,13 +468,14 @@ void QuantityValue(Writer& w, const char* key, const std::string& number, const 
   w.EndObject();
 }
 
-// A number as JSON text: HL7 allows "+5", ".5" and "5.", JSON does not.
+// A number as JSON text: HL7 allows "+5", ".5", "5." and "007", strtod also
+// "0x10"; JSON allows none of them. The text as sent when it is a JSON number
+// (it keeps its precision), else the value. It goes into the Bundle raw, so
+// anything else would make the Bundle invalid JSON (found by fuzz/hl7_fuzz.cc).
 std::string JsonNumber(double v, const std::string& sent) {
   std::string s = sent;
   if (!s.empty() && s[0] == '+') s.erase(0, 1);
-  const bool json_ok = !s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || (s[0] == '-' && s.size() > 1 && std::isdigit(static_cast<unsigned char>(s[1])))) &&
-                       s.back() != '.' && s.find("-.") == std::string::npos;
-  if (json_ok && !(s.size() > 1 && s[0] == '0' && std::isdigit(static_cast<unsigned char>(s[1])))) return s;
+  if (IsJsonNumber(s)) return s;
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.10g", v);
   return buf;

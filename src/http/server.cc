@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "rhip/core/log.h"
+#include "rhip/core/tls.h"
 
 namespace rhip::http {
 
@@ -333,20 +334,10 @@ HttpServer::~HttpServer() = default;
 Status HttpServer::Listen() {
   beast::error_code ec;
   if (!impl_->options.tls_cert.empty() || !impl_->options.tls_key.empty()) {
-    if (impl_->options.tls_cert.empty() || impl_->options.tls_key.empty())
-      return InvalidArgument("TLS needs both --tls-cert and --tls-key");
-    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
-    // TLS 1.2 and 1.3 only; OpenSSL's default cipher list for them.
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
-                     asio::ssl::context::single_dh_use);
-    ctx->use_certificate_chain_file(impl_->options.tls_cert, ec);
-    if (ec) return InvalidArgument("cannot use TLS certificate " + impl_->options.tls_cert + ": " + ec.message());
-    ctx->use_private_key_file(impl_->options.tls_key, asio::ssl::context::pem, ec);
-    if (ec) return InvalidArgument("cannot use TLS key " + impl_->options.tls_key + ": " + ec.message());
-    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
-      return InvalidArgument("the TLS key " + impl_->options.tls_key + " does not belong to " + impl_->options.tls_cert);
-    impl_->tls = std::move(ctx);
+    // The same settings as every TLS listener (core/tls.h): TLS 1.2+, key matching the certificate.
+    auto ctx = MakeTlsServerContext({.cert = impl_->options.tls_cert, .key = impl_->options.tls_key, .client_ca = {}});
+    if (!ctx.ok()) return ctx.status();
+    impl_->tls = std::move(*ctx);
   }
   auto address = asio::ip::make_address(impl_->options.bind, ec);
   if (ec) return InvalidArgument("cannot listen on '" + impl_->options.bind + "': not an IP address");

@@ -262,9 +262,22 @@ void Hl7Processor::Stop() {
   s.workers.clear();
 }
 
-std::string Hl7Processor::Process(std::string_view raw) {
+std::string Hl7Processor::Process(std::string_view raw, std::string_view authenticated_sender) {
   Impl& s = *impl_;
   const hl7::Header h = hl7::Identify(raw);
+  if (!authenticated_sender.empty() && h.sending_facility != authenticated_sender) {
+    // Before the receive log is consulted: neither its ACKs nor its keys belong to this client.
+    hl7::Hl7Error e;
+    e.code = hl7::ErrorCode::kUnknownKey;
+    e.segment = "MSH";
+    e.field = 4;
+    e.reject = true;
+    e.text = "MSH-4 sending facility '" + h.sending_facility + "' is not the institution of the client certificate ('" +
+             std::string(authenticated_sender) + "'); send your own institution's messages only";
+    log::Warn("hl7 certificate={} sent a message as sender={} control={}: refused", authenticated_sender,
+              h.sending_facility, h.control_id);
+    return hl7::BuildAck(h, hl7::AckCode::kReject, &e, s.NextControlId(), Hl7Now());
+  }
   const bool keyable = h.ok && !h.sending_facility.empty() && !h.control_id.empty();
   if (keyable) {
     auto seen = s.inbox->ReadMessage(h.sending_facility, h.control_id);

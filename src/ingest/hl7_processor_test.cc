@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "rhip/fhir/json.h"
@@ -215,7 +218,7 @@ TEST_F(ProcessorTest, MessagesAboutOnePatientAreAppliedInOrder) {
 
 TEST_F(ProcessorTest, MllpListenerAnswersEveryFrameAndSurvivesBadPeers) {
   MllpServer server({.bind = "127.0.0.1", .port = 0, .io_threads = 2, .workers = 4, .max_message_bytes = 64 * 1024},
-                    [this](std::string_view m) { return processor_->Process(m); });
+                    [this](std::string_view m, const MllpPeer&) { return processor_->Process(m); });
   ASSERT_TRUE(server.Start().ok());
   MllpClient good;
   ASSERT_TRUE(good.Connect("127.0.0.1", server.port()).ok());
@@ -262,6 +265,112 @@ TEST_F(ProcessorTest, MllpListenerAnswersEveryFrameAndSurvivesBadPeers) {
   EXPECT_EQ(Msa(*ack2), "AA");
   server.Stop();
   EXPECT_FALSE(store_->ReadMessage("330402-H01", "CTRL-H")->has_value());
+}
+
+
+TEST_F(ProcessorTest, AMessageForAnotherInstitutionThanTheCertificateIsRejectedAndNotRecorded) {
+  // The client certificate proved 330402-T1; the message claims 330402-H01.
+  const std::string ack = processor_->Process(kAdt, "330402-T1");
+  EXPECT_EQ(Msa(ack), "AR") << ack;
+  EXPECT_NE(ack.find("client certificate"), std::string::npos) << ack;
+  EXPECT_NE(ack.find("|MSH^1^4^"), std::string::npos) << ack;  // ERR-2 names MSH-4
+  // Nothing recorded under the other institution's key: its own message still goes through.
+  EXPECT_FALSE(store_->ReadMessage("330402-H01", "CTRL-1")->has_value());
+  EXPECT_EQ(Msa(processor_->Process(kAdt, "330402-H01")), "AA");
+  EXPECT_TRUE(store_->ReadMessage("330402-H01", "CTRL-1")->has_value());
+}
+
+// A self-signed P-256 certificate for localhost, made with the openssl tool.
+struct TestCert {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("rhip-mllp-tls-" + std::to_string(::getpid()));
+  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  TestCert() {
+    std::filesystem::create_directories(dir);
+    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost -keyout " +
+                            key + " -out " + cert + " 2>/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  }
+  ~TestCert() { std::filesystem::remove_all(dir); }
+};
+
+TEST_F(ProcessorTest, MllpOverTlsAcknowledgesAndAPlainClientIsClosedWithoutHarmingOthers) {
+  namespace asio = boost::asio;
+  using tcp = asio::ip::tcp;
+  TestCert tc;
+  std::string seen_peer;
+  MllpServer server({.bind = "127.0.0.1", .port = 0, .io_threads = 2, .tls_cert = tc.cert, .tls_key = tc.key},
+                    [&](std::string_view m, const MllpPeer& peer) {
+                      EXPECT_TRUE(peer.tls);
+                      EXPECT_EQ(peer.certificate_cn, "");  // no client certificates asked for
+                      return processor_->Process(m);
+                    });
+  ASSERT_TRUE(server.Start().ok());
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(tc.cert);  // trust exactly this certificate
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  asio::ssl::stream<tcp::socket> tls(ioc, ctx);
+  tls.next_layer().connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+  tls.handshake(asio::ssl::stream_base::client);
+  EXPECT_GE(SSL_version(tls.native_handle()), TLS1_2_VERSION);
+  auto exchange = [&](const std::string& msg) {
+    asio::write(tls, asio::buffer(MllpFrame(msg)));
+    std::string in;
+    char buf[4096];
+    while (in.find('\x1c') == std::string::npos) {
+      boost::system::error_code ec;
+      const size_t n = tls.read_some(asio::buffer(buf), ec);
+      if (ec) break;
+      in.append(buf, n);
+    }
+    return in;
+  };
+  const std::string ack = exchange(kAdt);
+  ASSERT_EQ(ack.front(), '\x0b');
+  EXPECT_EQ(Msa(ack.substr(1)), "AA") << ack;
+  EXPECT_TRUE(store_->ReadMessage("330402-H01", "CTRL-1")->has_value());
+  // A plain MLLP client on the TLS port: the handshake fails, the connection is closed, nothing stored.
+  {
+    tcp::socket plain(ioc);
+    plain.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+    timeval tv{5, 0};
+    setsockopt(plain.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string msg = kAdt;
+    msg.replace(msg.find("CTRL-1"), 6, "CTRL-P");
+    boost::system::error_code ec;
+    asio::write(plain, asio::buffer(MllpFrame(msg)), ec);
+    std::string got;
+    char buf[4096];
+    for (;;) {
+      const size_t n = plain.read_some(asio::buffer(buf), ec);
+      if (ec) break;
+      got.append(buf, n);
+    }
+    // Closed (EOF, or a reset when the server left the unread frame behind), not left hanging.
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+    EXPECT_EQ(got.find("MSA"), std::string::npos);      // at most a TLS alert, never an ACK
+    EXPECT_FALSE(store_->ReadMessage("330402-H01", "CTRL-P")->has_value());
+  }
+  // The TLS connection is unharmed.
+  std::string second = kAdt;
+  second.replace(second.find("CTRL-1"), 6, "CTRL-2");
+  EXPECT_EQ(Msa(exchange(second).substr(1)), "AA");
+  server.Stop();
+}
+
+TEST(MllpServer, TlsNeedsAMatchingCertificateAndKey) {
+  TestCert tc;
+  auto handler = [](std::string_view, const MllpPeer&) { return std::string(); };
+  MllpServer no_key({.port = 0, .tls_cert = tc.cert}, handler);
+  EXPECT_EQ(no_key.Start().code(), StatusCode::kInvalidArgument);
+  const std::string key2 = (tc.dir / "key2.pem").string();
+  ASSERT_EQ(std::system(("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + key2 + " 2>/dev/null").c_str()), 0);
+  MllpServer wrong_key({.port = 0, .tls_cert = tc.cert, .tls_key = key2}, handler);
+  const Status st = wrong_key.Start();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("does not belong"), std::string::npos) << st.ToString();
+  MllpServer bad_ca({.port = 0, .tls_cert = tc.cert, .tls_key = tc.key, .tls_client_ca = "/nonexistent/ca.pem"}, handler);
+  EXPECT_NE(bad_ca.Start().message().find("client CA"), std::string::npos);
 }
 
 }  // namespace

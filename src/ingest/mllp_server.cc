@@ -1,16 +1,19 @@
 #include "rhip/ingest/mllp_server.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <array>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "rhip/core/log.h"
+#include "rhip/core/tls.h"
 #include "rhip/hl7/message.h"
 
 namespace rhip::ingest {
@@ -64,6 +67,7 @@ struct MllpServer::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
+  std::unique_ptr<asio::ssl::context> tls;  // null: plain MLLP
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   int port = 0;
@@ -77,10 +81,31 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (impl_.tls) tls_.emplace(socket_, *impl_.tls);
   }
   ~Session() { impl_.Forget(this); }
 
-  void Start() { ReadMore(); }
+  void Start() {
+    if (!tls_) return ReadMore();
+    // The handshake first, bounded: a peer that sends nothing (or plain MLLP) does not hold the slot.
+    timer_.expires_after(impl_.options.handshake_timeout);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) {
+        log::Warn("mllp peer={} no TLS handshake within {} s: closing", self->peer_, self->impl_.options.handshake_timeout.count());
+        self->Close();
+      }
+    });
+    tls_->async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](boost::system::error_code ec) {
+      self->timer_.cancel();
+      if (ec) {
+        // Plain MLLP on the TLS port, an untrusted client certificate …: nothing to answer.
+        log::Warn("mllp peer={} TLS handshake failed: {}", self->peer_, ec.message());
+        return self->Close();
+      }
+      self->cn_ = PeerCommonName(self->tls_->native_handle());
+      self->ReadMore();
+    });
+  }
 
   void Close() {
     boost::system::error_code ec;
@@ -101,7 +126,7 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         self->Close();
       }
     });
-    socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+    auto on_read = [self = shared_from_this()](boost::system::error_code ec, size_t n) {
       self->timer_.cancel();
       if (ec) {
         if (self->state_ != State::kOutside && ec == asio::error::eof)
@@ -115,7 +140,9 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         return self->Close();
       }
       self->Next();
-    });
+    };
+    if (tls_) tls_->async_read_some(asio::buffer(buf_), std::move(on_read));
+    else socket_.async_read_some(asio::buffer(buf_), std::move(on_read));
   }
 
   void Next() {
@@ -137,7 +164,7 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         ack = hl7::BuildAck(hl7::Identify(f.message), hl7::AckCode::kReject, &e, "RHIPBIG", "");
         log::Warn("mllp peer={} message over {} bytes refused", self->peer_, self->impl_.options.max_message_bytes);
       } else {
-        ack = self->impl_.handler(f.message);
+        ack = self->impl_.handler(f.message, MllpPeer{.address = self->peer_, .tls = self->tls_.has_value(), .certificate_cn = self->cn_});
       }
       asio::post(self->executor(), [self, ack = std::move(ack)]() mutable { self->Write(std::move(ack)); });
     };
@@ -150,7 +177,7 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void Write(std::string ack) {
     out_ = MllpFrame(ack);
-    asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](boost::system::error_code ec, size_t) {
+    auto on_written = [self = shared_from_this()](boost::system::error_code ec, size_t) {
       {
         std::lock_guard lock(self->impl_.mu);
         --self->impl_.in_flight;
@@ -158,7 +185,9 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       self->impl_.idle_cv.notify_all();
       if (ec) return self->Close();
       self->Next();
-    });
+    };
+    if (tls_) asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+    else asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
   }
 
   // MLLP framing, byte by byte across reads.
@@ -207,8 +236,10 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   enum class State { kOutside, kInside, kDiscarding };
   Impl& impl_;
   tcp::socket socket_;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;  // over socket_, when the listener is TLS
   asio::steady_timer timer_;
   std::string peer_;
+  std::string cn_;  // verified client certificate's CN (mutual TLS)
   std::array<char, 64 * 1024> buf_{};
   State state_ = State::kOutside;
   std::string frame_;
@@ -243,6 +274,12 @@ MllpServer::~MllpServer() { Stop(); }
 Status MllpServer::Start() {
   Impl& s = *impl_;
   boost::system::error_code ec;
+  if (!s.options.tls_cert.empty() || !s.options.tls_key.empty() || !s.options.tls_client_ca.empty()) {
+    // The same settings as HTTPS (core/tls.h).
+    auto ctx = MakeTlsServerContext({.cert = s.options.tls_cert, .key = s.options.tls_key, .client_ca = s.options.tls_client_ca});
+    if (!ctx.ok()) return ctx.status();
+    s.tls = std::move(*ctx);
+  }
   const auto address = asio::ip::make_address(s.options.bind, ec);
   if (ec) return InvalidArgument("--bind '" + s.options.bind + "' is not an IP address");
   const tcp::endpoint ep(address, static_cast<unsigned short>(s.options.port));
@@ -263,7 +300,8 @@ Status MllpServer::Start() {
     });
   }
   s.started = true;
-  log::Info("mllp listening on {}:{}", s.options.bind, s.port);
+  log::Info("mllp listening on {}:{}{}", s.options.bind, s.port,
+            s.tls ? (s.options.tls_client_ca.empty() ? " (TLS)" : " (TLS, client certificates required)") : "");
   return Status::Ok();
 }
 

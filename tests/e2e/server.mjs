@@ -29,10 +29,10 @@ export async function startServer(extraArgs = [], options = {}) {
     const timer = setTimeout(() => reject(new Error('server did not start in 20 s:\n' + out)), 20000);
     const onData = (chunk) => {
       out += chunk.toString();
-      const m = out.match(/http:\/\/[0-9.]+:(\d+)\/fhir/);
+      const m = out.match(/(https?):\/\/[0-9.]+:(\d+)\/fhir/);
       if (m) {
         clearTimeout(timer);
-        resolve(`http://127.0.0.1:${m[1]}`);
+        resolve(`${m[1]}://127.0.0.1:${m[2]}`);
       }
     };
     proc.stdout.on('data', onData);

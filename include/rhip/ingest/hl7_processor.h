@@ -77,7 +77,11 @@ class Hl7Processor {
   void Stop();
 
   // The ACK to send for one message (the bytes inside an MLLP frame). Never throws.
-  std::string Process(std::string_view raw);
+  // `authenticated_sender`: the institution a client certificate proved (mutual
+  // TLS on MLLP); a message whose MSH-4 names another institution gets AR and
+  // is neither recorded nor applied (it must not take that institution's
+  // control ids). Empty: MSH-4 is trusted as sent.
+  std::string Process(std::string_view raw, std::string_view authenticated_sender = {});
 
   // Applies the dead letters again (oldest first, at most `limit`), synchronously.
   StatusOr<ReplaySummary> Replay(int limit);

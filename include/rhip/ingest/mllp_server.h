@@ -13,10 +13,18 @@
 //     is closed; nothing was acknowledged, so nothing is lost.
 // One misbehaving connection never stops the others.
 //
+// TLS (tls_cert/tls_key; `rhip serve --tls-cert/--tls-key` turns it on for
+// MLLP as for HTTPS, core/tls.h): every connection starts with a TLS handshake
+// (TLS 1.2+, within handshake_timeout); a client that does not speak TLS — a
+// plain MLLP sender — fails the handshake and is closed without an answer.
+// Framing, ACKs and durability are the same inside TLS. With tls_client_ca
+// (mutual TLS) a client must present a certificate that CA issued; its subject
+// CN is handed to the handler as the peer's identity (MllpPeer::certificate_cn).
+//
 // Thread-safety: Start/Stop from one thread; the handler is called concurrently.
 //
 // Example:
-//   MllpServer mllp({.port = 2575}, [&](std::string_view msg) { return processor.Process(msg); });
+//   MllpServer mllp({.port = 2575}, [&](std::string_view msg, const MllpPeer&) { return processor.Process(msg); });
 //   RETURN_IF_ERROR(mllp.Start());
 //   ...
 //   mllp.Stop();  // finishes the messages in hand, then closes
@@ -42,10 +50,20 @@ struct MllpOptions {
   int workers = 0;  // > 0: process on a pool of this many threads instead
   size_t max_message_bytes = 16 * 1024 * 1024;
   std::chrono::seconds idle_timeout{300};
+  // TLS: PEM certificate chain and key (both or neither); client CA for mutual TLS.
+  std::string tls_cert, tls_key, tls_client_ca;
+  std::chrono::seconds handshake_timeout{10};
+};
+
+// Who sent a message, as far as the connection tells.
+struct MllpPeer {
+  std::string address;         // "ip:port"
+  bool tls = false;
+  std::string certificate_cn;  // subject CN of the verified client certificate (mutual TLS), else ""
 };
 
 // Returns the ACK (the bytes to frame and send back) for one message.
-using MllpHandler = std::function<std::string(std::string_view message)>;
+using MllpHandler = std::function<std::string(std::string_view message, const MllpPeer& peer)>;
 
 class MllpServer {
  public:
@@ -54,7 +72,8 @@ class MllpServer {
   MllpServer(const MllpServer&) = delete;
   MllpServer& operator=(const MllpServer&) = delete;
 
-  // Binds, listens and starts serving on background threads.
+  // Binds, listens and starts serving on background threads. kInvalidArgument
+  // for a bad bind address or TLS files (core/tls.h), kUnavailable when the port is taken.
   Status Start();
   int port() const;
   // Stops accepting, lets messages being processed finish and their ACKs go out, closes.
