@@ -69,19 +69,24 @@ void BM_StorePut16Threads(benchmark::State& state) {
   }
 }
 
-void BM_StorePutBatch1000(benchmark::State& state) {
-  auto store = OpenStore({.url = "sqlite:" + TempPath("batch")});
+// 1,000 resources per transaction into `store`, for as long as the benchmark runs.
+void PutBatches1000(benchmark::State& state, Store& store) {
   int64_t i = 0;
   for (auto _ : state) {
     std::vector<PutRequest> batch;
     for (int k = 0; k < 1000; ++k) batch.push_back(MakePut(i++));
-    Status st = (*store)->Write([&](WriteTransaction& tx) -> Status {
+    Status st = store.Write([&](WriteTransaction& tx) -> Status {
       for (auto& p : batch) RETURN_IF_ERROR(tx.Put(p));
       return Status::Ok();
     });
     if (!st.ok()) state.SkipWithError(st.ToString().c_str());
   }
   state.SetItemsProcessed(state.iterations() * 1000);
+}
+
+void BM_StorePutBatch1000(benchmark::State& state) {
+  auto store = OpenStore({.url = "sqlite:" + TempPath("batch")});
+  PutBatches1000(state, **store);
 }
 
 // Baseline: the same JSON into a plain table, one transaction per 1000 rows, same pragmas.
@@ -192,17 +197,7 @@ void BM_CryptPutOneWritePerResource(benchmark::State& state) {
 // Bulk: 1,000 resources per transaction (checkpoints included: they decrypt WAL pages and seal them again).
 void BM_CryptPutBatch1000(benchmark::State& state) {
   auto store = OpenStore({.url = "sqlite:" + TempPath(state.range(0) ? "cbatch" : "pbatch"), .key = KeyFor(state)});
-  int64_t i = 0;
-  for (auto _ : state) {
-    std::vector<PutRequest> batch;
-    for (int k = 0; k < 1000; ++k) batch.push_back(MakePut(i++));
-    Status st = (*store)->Write([&](WriteTransaction& tx) -> Status {
-      for (auto& p : batch) RETURN_IF_ERROR(tx.Put(p));
-      return Status::Ok();
-    });
-    if (!st.ok()) state.SkipWithError(st.ToString().c_str());
-  }
-  state.SetItemsProcessed(state.iterations() * 1000);
+  PutBatches1000(state, **store);
 }
 
 // Reads from a cold page cache: each iteration opens the store and reads 2,000 of its
