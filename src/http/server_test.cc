@@ -1,3 +1,4 @@
+#include "rhip/testing/test_cert.h"
 #include "rhip/http/server.h"
 
 #include <gtest/gtest.h>
@@ -215,21 +216,8 @@ class GateDir {
   std::unique_ptr<security::Gate> gate_;
 };
 
-// A self-signed P-256 certificate for localhost, made with the openssl tool.
-struct TestCert {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("rhip-tls-" + std::to_string(::getpid()));
-  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
-  TestCert() {
-    std::filesystem::create_directories(dir);
-    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost -keyout " +
-                            key + " -out " + cert + " 2>/dev/null";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
-  }
-  ~TestCert() { std::filesystem::remove_all(dir); }
-};
-
 TEST(HttpServer, ServesHttpsWithTheGivenCertificateAndRefusesPlainHttpOnThatPort) {
-  TestCert tc;
+  rhip::testing::TestCert tc("tls");
   ServerOptions o;
   o.tls_cert = tc.cert;
   o.tls_key = tc.key;
@@ -260,7 +248,7 @@ TEST(HttpServer, ServesHttpsWithTheGivenCertificateAndRefusesPlainHttpOnThatPort
 }
 
 TEST(HttpServer, TlsNeedsAMatchingCertificateAndKey) {
-  TestCert tc;
+  rhip::testing::TestCert tc("tls");
   ServerOptions o;
   o.port = 0;
   o.handle_signals = false;

@@ -1,3 +1,4 @@
+#include "rhip/testing/test_cert.h"
 #include "rhip/ingest/hl7_processor.h"
 
 #include <gtest/gtest.h>
@@ -280,23 +281,10 @@ TEST_F(ProcessorTest, AMessageForAnotherInstitutionThanTheCertificateIsRejectedA
   EXPECT_TRUE(store_->ReadMessage("330402-H01", "CTRL-1")->has_value());
 }
 
-// A self-signed P-256 certificate for localhost, made with the openssl tool.
-struct TestCert {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("rhip-mllp-tls-" + std::to_string(::getpid()));
-  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
-  TestCert() {
-    std::filesystem::create_directories(dir);
-    const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost -keyout " +
-                            key + " -out " + cert + " 2>/dev/null";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
-  }
-  ~TestCert() { std::filesystem::remove_all(dir); }
-};
-
 TEST_F(ProcessorTest, MllpOverTlsAcknowledgesAndAPlainClientIsClosedWithoutHarmingOthers) {
   namespace asio = boost::asio;
   using tcp = asio::ip::tcp;
-  TestCert tc;
+  rhip::testing::TestCert tc("mllp-tls");
   std::string seen_peer;
   MllpServer server({.bind = "127.0.0.1", .port = 0, .io_threads = 2, .tls_cert = tc.cert, .tls_key = tc.key},
                     [&](std::string_view m, const MllpPeer& peer) {
@@ -359,7 +347,7 @@ TEST_F(ProcessorTest, MllpOverTlsAcknowledgesAndAPlainClientIsClosedWithoutHarmi
 }
 
 TEST(MllpServer, TlsNeedsAMatchingCertificateAndKey) {
-  TestCert tc;
+  rhip::testing::TestCert tc("mllp-tls");
   auto handler = [](std::string_view, const MllpPeer&) { return std::string(); };
   MllpServer no_key({.port = 0, .tls_cert = tc.cert}, handler);
   EXPECT_EQ(no_key.Start().code(), StatusCode::kInvalidArgument);

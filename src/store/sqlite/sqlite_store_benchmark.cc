@@ -41,16 +41,20 @@ PutRequest MakePut(int64_t i) {
   return p;
 }
 
-void BM_StorePutOneWritePerResource(benchmark::State& state) {
-  std::string path = TempPath("put");
-  auto store = OpenStore({.url = "sqlite:" + path});
+// One Write() (one group commit) per resource into `store`.
+void PutOnePerCommit(benchmark::State& state, Store& store) {
   int64_t i = 0;
   for (auto _ : state) {
     PutRequest p = MakePut(i++);
-    Status st = (*store)->Write([&](WriteTransaction& tx) { return tx.Put(p); });
+    Status st = store.Write([&](WriteTransaction& tx) { return tx.Put(p); });
     if (!st.ok()) state.SkipWithError(st.ToString().c_str());
   }
   state.SetItemsProcessed(state.iterations());
+}
+
+void BM_StorePutOneWritePerResource(benchmark::State& state) {
+  auto store = OpenStore({.url = "sqlite:" + TempPath("put")});
+  PutOnePerCommit(state, **store);
 }
 
 void BM_StorePut16Threads(benchmark::State& state) {
@@ -185,13 +189,7 @@ std::optional<StoreKey> KeyFor(const benchmark::State& state) {
 // One group commit per resource: each commit seals its dirty pages into the WAL.
 void BM_CryptPutOneWritePerResource(benchmark::State& state) {
   auto store = OpenStore({.url = "sqlite:" + TempPath(state.range(0) ? "cput1" : "pput1"), .key = KeyFor(state)});
-  int64_t i = 0;
-  for (auto _ : state) {
-    PutRequest p = MakePut(i++);
-    Status st = (*store)->Write([&](WriteTransaction& tx) { return tx.Put(p); });
-    if (!st.ok()) state.SkipWithError(st.ToString().c_str());
-  }
-  state.SetItemsProcessed(state.iterations());
+  PutOnePerCommit(state, **store);
 }
 
 // Bulk: 1,000 resources per transaction (checkpoints included: they decrypt WAL pages and seal them again).
