@@ -419,6 +419,30 @@ TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
   EXPECT_EQ(writer.ReadResponse().rfind("HTTP/1.1 201", 0), 0u);
 }
 
+// An operation (a `$` path: $everything, $export …) may run long even as a GET: it
+// runs on the blocking pool too, so the other connections of its I/O thread go on.
+TEST(HttpServer, OperationsRunOffTheIoThreadsSoReadsKeepFlowing) {
+  std::promise<void> read_done;
+  std::shared_future<void> done = read_done.get_future().share();
+  Router r;
+  r.Add("GET", "/fhir/Patient/1/$everything", [done](const HttpRequest&) {
+    const bool ok = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    return HttpResponse::Json(ok ? 200 : 500, "{}");
+  });
+  r.Add("GET", "/fast", [&read_done](const HttpRequest&) {
+    read_done.set_value();
+    return HttpResponse::Json(200, "{}");
+  });
+  ServerOptions o;
+  o.threads = 1;
+  RunningServer server(o, std::move(r));
+  Client op(server.port());
+  op.SendRaw("GET /fhir/Patient/1/$everything HTTP/1.1\r\nHost: test\r\n\r\n");
+  Client reader(server.port());
+  EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(op.ReadResponse().rfind("HTTP/1.1 200", 0), 0u);  // 500 if it had held up /fast
+}
+
 TEST(PlatformRouter, RateLimitsEachClientAndTellsItWhenToRetry) {
   auto store = store::OpenStore({.url = "sqlite::memory:"});
   ASSERT_TRUE(store.ok());
