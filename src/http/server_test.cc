@@ -395,15 +395,15 @@ TEST(PlatformRouter, StaticFilesWithSecurityHeadersAndNoTraversal) {
   std::filesystem::remove_all(dir);
 }
 
-// A write waiting on the store (here: on a read that must come first) sits on the
-// blocking pool, not on an I/O thread: with one I/O thread the read still gets through.
-TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
+// `method path` waits until a read on another connection has been answered. With one
+// I/O thread that read only gets through if `method path` runs on the blocking pool.
+void ExpectSlowRouteLeavesTheIoThreadFree(const std::string& method, const std::string& path, int status) {
   std::promise<void> read_done;
   std::shared_future<void> done = read_done.get_future().share();
   Router r;
-  r.Add("POST", "/slow", [done](const HttpRequest&) {
+  r.Add(method, path, [done, status](const HttpRequest&) {
     const bool ok = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-    return HttpResponse::Json(ok ? 201 : 500, "{}");
+    return HttpResponse::Json(ok ? status : 500, "{}");
   });
   r.Add("GET", "/fast", [&read_done](const HttpRequest&) {
     read_done.set_value();
@@ -412,35 +412,19 @@ TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) {
   ServerOptions o;
   o.threads = 1;
   RunningServer server(o, std::move(r));
-  Client writer(server.port());
-  writer.SendRaw("POST /slow HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+  Client slow(server.port());
+  slow.SendRaw(method + " " + path + " HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
   Client reader(server.port());
   EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
-  EXPECT_EQ(writer.ReadResponse().rfind("HTTP/1.1 201", 0), 0u);
+  EXPECT_EQ(slow.ReadResponse().rfind("HTTP/1.1 " + std::to_string(status), 0), 0u);  // 500 if it held up /fast
 }
 
-// An operation (a `$` path: $everything, $export …) may run long even as a GET: it
-// runs on the blocking pool too, so the other connections of its I/O thread go on.
+// A write waiting on the store sits on the blocking pool, not on an I/O thread.
+TEST(HttpServer, WritesWaitOffTheIoThreadsSoReadsKeepFlowing) { ExpectSlowRouteLeavesTheIoThreadFree("POST", "/slow", 201); }
+
+// An operation ($everything, $export …) may run long even as a GET: the blocking pool too.
 TEST(HttpServer, OperationsRunOffTheIoThreadsSoReadsKeepFlowing) {
-  std::promise<void> read_done;
-  std::shared_future<void> done = read_done.get_future().share();
-  Router r;
-  r.Add("GET", "/fhir/Patient/1/$everything", [done](const HttpRequest&) {
-    const bool ok = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-    return HttpResponse::Json(ok ? 200 : 500, "{}");
-  });
-  r.Add("GET", "/fast", [&read_done](const HttpRequest&) {
-    read_done.set_value();
-    return HttpResponse::Json(200, "{}");
-  });
-  ServerOptions o;
-  o.threads = 1;
-  RunningServer server(o, std::move(r));
-  Client op(server.port());
-  op.SendRaw("GET /fhir/Patient/1/$everything HTTP/1.1\r\nHost: test\r\n\r\n");
-  Client reader(server.port());
-  EXPECT_EQ(reader.Request("GET", "/fast").rfind("HTTP/1.1 200", 0), 0u);
-  EXPECT_EQ(op.ReadResponse().rfind("HTTP/1.1 200", 0), 0u);  // 500 if it had held up /fast
+  ExpectSlowRouteLeavesTheIoThreadFree("GET", "/fhir/Patient/1/$everything", 200);
 }
 
 TEST(PlatformRouter, RateLimitsEachClientAndTellsItWhenToRetry) {
