@@ -1117,7 +1117,12 @@ class SqliteStore : public Store {
   // sqlite3_wal_hook: after each commit, on the writer thread, with the WAL's size.
   static int OnWalCommit(void* self, sqlite3*, const char*, int frames) {
     auto* store = static_cast<SqliteStore*>(self);
-    if (frames >= kCheckpointFrames) {
+    // Frames not yet copied into the database: a checkpoint asked for every commit
+    // beyond a total would copy each commit's pages on its own (the tails of the
+    // append-only b-trees again and again, a sync each time).
+    int copied = store->checkpointed_frames_.load(std::memory_order_relaxed);
+    if (copied > frames) copied = 0;  // the WAL started over
+    if (frames - copied >= kCheckpointFrames) {
       std::lock_guard lock(store->checkpoint_mu_);
       store->checkpoint_wanted_ = true;
       store->checkpoint_cv_.notify_one();
@@ -1140,6 +1145,7 @@ class SqliteStore : public Store {
       int log = 0, done = 0;
       const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) log::Warn("store {}: checkpoint failed: {}", path_, sqlite3_errstr(rc));
+      if (rc == SQLITE_OK && done >= 0) checkpointed_frames_.store(done, std::memory_order_relaxed);
     }
   }
 
@@ -1162,6 +1168,7 @@ class SqliteStore : public Store {
         restart_wal_ = false;
         const int rc = sqlite3_wal_checkpoint_v2(writer_db_->raw(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY) log::Warn("store {}: WAL restart failed: {}", path_, sqlite3_errstr(rc));
+        if (rc == SQLITE_OK) checkpointed_frames_.store(0, std::memory_order_relaxed);
       }
     }
   }
@@ -1211,8 +1218,8 @@ class SqliteStore : public Store {
   bool restart_wal_ = false;  // writer thread only (set by OnWalCommit)
 
   // Background checkpoints: wanted once the WAL holds kCheckpointFrames; the writer
-  // restarts the WAL itself beyond kRestartFrames (4 KiB pages: 16 MB and 256 MB).
-  static constexpr int kCheckpointFrames = 4000;
+  // restarts the WAL itself beyond kRestartFrames (4 KiB pages: 64 MB and 256 MB).
+  static constexpr int kCheckpointFrames = 16000;
   static constexpr int kRestartFrames = 64000;
   std::unique_ptr<Db> checkpoint_db_;  // checkpointer thread only
   std::thread checkpointer_;
@@ -1220,6 +1227,7 @@ class SqliteStore : public Store {
   std::condition_variable checkpoint_cv_;
   std::string vfs_;  // the encrypting VFS of the store's key; empty for a plain store
   bool checkpoint_wanted_ = false;  // GUARDED_BY(checkpoint_mu_)
+  std::atomic<int> checkpointed_frames_{0};  // WAL frames the last checkpoint had copied
   bool checkpoint_stop_ = false;    // GUARDED_BY(checkpoint_mu_)
 
   std::mutex mu_;
