@@ -3,6 +3,7 @@
 #include "rhip/core/url.h"
 
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <random>
@@ -26,12 +27,19 @@ std::string HttpDate(Micros t) {
   return buf;
 }
 
+// A time-ordered UUID (RFC 9562 version 7: 48 bits of Unix milliseconds, then the
+// sub-millisecond fraction in rand_a, then 62 random bits). Ids created close in time
+// sort close together, so a create adds to the ends of the id and reference indexes
+// instead of dirtying a page at a random place in each (what a version 4 id did).
 std::string NewId() {
   thread_local std::mt19937_64 rng(std::random_device{}() ^
                                    (static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&rng)) << 16));
-  uint64_t a = rng(), b = rng();
-  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
-  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+  const uint64_t ms = us / 1000;
+  const uint64_t fraction = (us % 1000) * 4096 / 1000;  // 12 bits
+  const uint64_t a = (ms << 16) | 0x7000ULL | fraction;
+  const uint64_t b = (rng() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
   char buf[40];
   std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
                 static_cast<unsigned>((a >> 16) & 0xFFFF), static_cast<unsigned>(a & 0xFFFF),

@@ -13,7 +13,7 @@ namespace rhip::fhir {
 
 // "Tue, 05 Mar 2024 02:20:30 GMT" (RFC 7231 IMF-fixdate).
 std::string HttpDate(Micros t);
-// A random RFC 4122 version-4 UUID (the server-assigned resource id).
+// A time-ordered RFC 9562 version-7 UUID (the server-assigned resource id).
 std::string NewId();
 
 }  // namespace rhip::fhir
