@@ -2,12 +2,14 @@
 // batches) and empi_api.cc (stewardship, $ihe-pix, the JSON API). Private to src/mpi.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <semaphore>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -45,13 +47,26 @@ struct Batch {
   std::vector<store::MatchReview> reviews;  // to insert or update
 };
 
+// Who waits for a set of jobs: the last of them to finish wakes that caller alone
+// (a condition variable shared by every caller woke them all at each batch).
+struct Waiter {
+  explicit Waiter(size_t jobs) : remaining(jobs) {}
+  std::atomic<size_t> remaining;
+  std::binary_semaphore finished{0};
+};
+
 struct Job {
   std::function<StatusOr<std::string>(Batch&)> fn;
   StatusOr<std::string> result = std::string();
   // Patient writes wait until the decision is made (visible to readers); steward
   // actions until it is durable, since the steward must hear of a failed write.
   bool wait_durable = true;
-  bool done = false;
+  Waiter* waiter = nullptr;
+  // The linker's last touch of the job: its caller (and the job) may be gone after.
+  void Finish() {
+    Waiter* w = waiter;
+    if (w->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) w->finished.release();
+  }
 };
 
 }  // namespace internal
@@ -75,7 +90,7 @@ struct EmpiService::Impl : public PersonDirectory {
 
   // The linker's queue.
   std::mutex q_mu;
-  std::condition_variable q_cv, done_cv;
+  std::condition_variable q_cv;
   std::deque<internal::Job*> queue;  // GUARDED_BY(q_mu)
   bool running = false;              // GUARDED_BY(q_mu)
   bool stopping = false;             // GUARDED_BY(q_mu)

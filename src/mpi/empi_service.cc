@@ -417,28 +417,37 @@ Status EmpiService::Impl::ProcessBatch(const std::vector<Job*>& jobs, const std:
 }
 
 StatusOr<std::string> EmpiService::Impl::Submit(std::function<StatusOr<std::string>(Batch&)> fn, bool wait_durable) {
+  internal::Waiter waiter(1);
   Job job;
   job.fn = std::move(fn);
   job.wait_durable = wait_durable;
-  std::unique_lock lock(q_mu);
-  if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
-  queue.push_back(&job);
+  job.waiter = &waiter;
+  {
+    std::lock_guard lock(q_mu);
+    if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
+    queue.push_back(&job);
+  }
   q_cv.notify_one();
-  done_cv.wait(lock, [&] { return job.done; });
+  waiter.finished.acquire();
   return job.result;
 }
 
 Status EmpiService::Impl::SubmitAll(std::vector<std::function<StatusOr<std::string>(Batch&)>> fns, bool wait_durable) {
+  if (fns.empty()) return Status::Ok();
+  internal::Waiter waiter(fns.size());
   std::vector<Job> jobs(fns.size());
-  std::unique_lock lock(q_mu);
-  if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
-  for (size_t i = 0; i < fns.size(); ++i) {
-    jobs[i].fn = std::move(fns[i]);
-    jobs[i].wait_durable = wait_durable;
-    queue.push_back(&jobs[i]);
+  {
+    std::lock_guard lock(q_mu);
+    if (!running) return Status(StatusCode::kUnavailable, "the EMPI is not running (starting or stopping)");
+    for (size_t i = 0; i < fns.size(); ++i) {
+      jobs[i].fn = std::move(fns[i]);
+      jobs[i].wait_durable = wait_durable;
+      jobs[i].waiter = &waiter;
+      queue.push_back(&jobs[i]);
+    }
   }
   q_cv.notify_one();
-  done_cv.wait(lock, [&] { return std::all_of(jobs.begin(), jobs.end(), [](const Job& j) { return j.done; }); });
+  waiter.finished.acquire();
   for (const Job& j : jobs)
     if (!j.result.ok()) return j.result.status();
   return Status::Ok();
@@ -461,22 +470,18 @@ void EmpiService::Impl::LinkerLoop() {
     // Patients' (see empi_service.h on crashes). Released jobs are not touched again.
     std::vector<Job*> waiting;
     const Status st = ProcessBatch(batch, [&] {
-      std::lock_guard lock(q_mu);
       for (Job* j : batch) {
         if (j->wait_durable || !j->result.ok()) {
           waiting.push_back(j);
         } else {
-          j->done = true;
+          j->Finish();
         }
       }
-      done_cv.notify_all();
     });
-    std::lock_guard lock(q_mu);
     for (Job* j : waiting) {
       if (!st.ok() && j->result.ok()) j->result = st;
-      j->done = true;
+      j->Finish();
     }
-    done_cv.notify_all();
   }
 }
 
