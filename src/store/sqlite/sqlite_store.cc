@@ -1218,8 +1218,9 @@ class SqliteStore : public Store {
   bool restart_wal_ = false;  // writer thread only (set by OnWalCommit)
 
   // Background checkpoints: wanted once the WAL holds kCheckpointFrames; the writer
-  // restarts the WAL itself beyond kRestartFrames (4 KiB pages: 64 MB and 256 MB).
-  static constexpr int kCheckpointFrames = 16000;
+  // restarts the WAL itself beyond kRestartFrames (4 KiB pages: 16 MB and 256 MB; 64 MB chunks
+  // made read p99 worse in an A/B, bench/RESULTS.md).
+  static constexpr int kCheckpointFrames = 4000;
   static constexpr int kRestartFrames = 64000;
   std::unique_ptr<Db> checkpoint_db_;  // checkpointer thread only
   std::thread checkpointer_;
