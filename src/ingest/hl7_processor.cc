@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -100,7 +101,9 @@ struct Hl7Processor::Impl {
   std::atomic<uint64_t> counter{0};
 
   mutable std::mutex mu;
-  std::condition_variable work_cv, space_cv, idle_cv;
+  // One per partition: a message wakes only its partition's applier.
+  std::unique_ptr<std::condition_variable[]> work_cv;
+  std::condition_variable space_cv, idle_cv;
   std::vector<std::deque<Item>> partitions;
   int64_t queued = 0;  // in partitions or being applied
   int64_t processed = 0, failed = 0;
@@ -132,7 +135,7 @@ struct Hl7Processor::Impl {
     const size_t p = Fnv1a(item.prepared.patient_key) % partitions.size();
     std::lock_guard lock(mu);
     partitions[p].push_back(std::move(item));
-    work_cv.notify_all();
+    work_cv[p].notify_one();
   }
 
   enum class Outcome { kProcessed, kFailed, kRetry };
@@ -175,7 +178,7 @@ struct Hl7Processor::Impl {
       Item item;
       {
         std::unique_lock lock(mu);
-        work_cv.wait(lock, [&] { return stopping || !partitions[p].empty(); });
+        work_cv[p].wait(lock, [&] { return stopping || !partitions[p].empty(); });
         if (stopping) return;
         item = std::move(partitions[p].front());
         partitions[p].pop_front();
@@ -187,7 +190,7 @@ struct Hl7Processor::Impl {
         if (o != Outcome::kRetry) break;
         log::Warn("hl7 sender={} control={} not applied yet ({}); retrying", item.record.sender, item.record.control_id, error);
         std::unique_lock lock(mu);
-        if (work_cv.wait_for(lock, std::chrono::milliseconds(200 * (attempt + 1)), [&] { return stopping; })) return;
+        if (work_cv[p].wait_for(lock, std::chrono::milliseconds(200 * (attempt + 1)), [&] { return stopping; })) return;
       }
       if (o == Outcome::kProcessed) {
         std::lock_guard lock(mu);
@@ -215,6 +218,7 @@ Hl7Processor::Hl7Processor(store::Store* store, fhir::FhirService* fhir, Hl7Proc
   impl_->fhir = fhir;
   impl_->options = options;
   impl_->partitions.resize(static_cast<size_t>(std::max(1, options.appliers)));
+  impl_->work_cv = std::make_unique<std::condition_variable[]>(impl_->partitions.size());
 }
 
 Hl7Processor::~Hl7Processor() { Stop(); }
@@ -256,7 +260,7 @@ void Hl7Processor::Stop() {
     std::lock_guard lock(s.mu);
     s.stopping = true;
   }
-  s.work_cv.notify_all();
+  for (size_t p = 0; p < s.partitions.size(); ++p) s.work_cv[p].notify_all();
   s.space_cv.notify_all();
   for (auto& t : s.workers) t.join();
   s.workers.clear();
