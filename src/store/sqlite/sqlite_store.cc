@@ -1120,9 +1120,7 @@ class SqliteStore : public Store {
     // Frames not yet copied into the database: a checkpoint asked for every commit
     // beyond a total would copy each commit's pages on its own (the tails of the
     // append-only b-trees again and again, a sync each time).
-    int copied = store->checkpointed_frames_.load(std::memory_order_relaxed);
-    if (copied > frames) copied = 0;  // the WAL started over
-    if (frames - copied >= kCheckpointFrames) {
+    if (UncopiedWalFrames(frames, store->checkpointed_frames_) >= kCheckpointFrames) {
       std::lock_guard lock(store->checkpoint_mu_);
       store->checkpoint_wanted_ = true;
       store->checkpoint_cv_.notify_one();

@@ -5,6 +5,7 @@
 // from a pool. WAL mode lets readers run while the writer commits.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -23,5 +24,17 @@ int SchemaVersion();
 // (not further), without opening a store: for tests of the migrations, which
 // fill an old schema and then open it with OpenSqliteStore.
 Status MigrateForTest(const std::string& path, int version);
+
+// The WAL frames not yet copied into the database, after a commit left the WAL
+// `frames` long; `copied` holds what the last checkpoint copied. A WAL shorter than
+// that has started over (SQLite rewinds it once a checkpoint copied everything):
+// `copied` becomes 0, so that the next checkpoint is not put off by a stale count.
+// The writer asks for a background checkpoint when this reaches its threshold.
+inline int UncopiedWalFrames(int frames, std::atomic<int>& copied) {
+  const int c = copied.load(std::memory_order_relaxed);
+  if (frames >= c) return frames - c;
+  copied.store(0, std::memory_order_relaxed);
+  return frames;
+}
 
 }  // namespace rhip::store::sqlite

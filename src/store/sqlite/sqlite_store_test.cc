@@ -742,3 +742,29 @@ TEST_P(StoreTest, CompartmentRestrictionNarrowsMatchesAndTotals) {
 
 }  // namespace
 }  // namespace rhip::store
+
+namespace rhip::store::sqlite {
+namespace {
+
+// The writer's checkpoint rule (OnWalCommit): what counts is the frames a checkpoint
+// has not copied yet, not the WAL's whole length.
+TEST(UncopiedWalFramesTest, CountsOnlyWhatTheLastCheckpointDidNotCopy) {
+  std::atomic<int> copied{0};
+  EXPECT_EQ(UncopiedWalFrames(3900, copied), 3900);
+  copied = 4000;  // a checkpoint copied the first 4,000 frames
+  // A commit just beyond the length that asked for that checkpoint does not ask again.
+  EXPECT_EQ(UncopiedWalFrames(4100, copied), 100);
+  EXPECT_EQ(UncopiedWalFrames(8100, copied), 4100);
+  EXPECT_EQ(copied.load(), 4000);
+}
+
+TEST(UncopiedWalFramesTest, AWalThatStartedOverForgetsTheOldCount) {
+  std::atomic<int> copied{4000};
+  EXPECT_EQ(UncopiedWalFrames(60, copied), 60);  // rewound after a complete checkpoint
+  EXPECT_EQ(copied.load(), 0);
+  // The next checkpoint comes after 4,000 new frames, not after 4,000 beyond the old count.
+  EXPECT_EQ(UncopiedWalFrames(4050, copied), 4050);
+}
+
+}  // namespace
+}  // namespace rhip::store::sqlite
