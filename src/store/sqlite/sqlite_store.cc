@@ -794,9 +794,25 @@ class SqliteStore : public Store {
       RETURN_IF_ERROR(writer_db_->Exec("PRAGMA temp_store=MEMORY; PRAGMA page_size=" +
                                        std::to_string(kEncryptedPageSize) + "; PRAGMA journal_mode=MEMORY;"));
     }
+    if (!options.key && state == StoreFileState::kNew) {
+      // A new plain store: 8 KiB pages (kPlainPageSize). Set before WAL is, the only
+      // time SQLite lets a database's page size change without a VACUUM.
+      RETURN_IF_ERROR(writer_db_->Exec("PRAGMA page_size=" + std::to_string(kPlainPageSize) + ";"));
+    }
     RETURN_IF_ERROR(Configure(*writer_db_, true));
     RETURN_IF_ERROR(Migrate(*writer_db_, path_));
     RETURN_IF_ERROR(writer_stmts_.Prepare(*writer_db_));
+    {
+      ASSIGN_OR_RETURN(Stmt * ps, writer_db_->Prepare("PRAGMA page_size"));
+      Status pst;
+      const int64_t page = ps->Step(&pst) ? ps->Int(0) : 4096;
+      RETURN_IF_ERROR(pst);
+      ps->Reset();
+      if (page >= 512) {
+        checkpoint_frames_ = static_cast<int>(kCheckpointBytes / page);
+        restart_frames_ = static_cast<int>(kRestartBytes / page);
+      }
+    }
     ASSIGN_OR_RETURN(Stmt * s, writer_db_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM resource_version"));
     Status st;
     if (s->Step(&st)) seq_ = s->Int(0);
@@ -1120,7 +1136,7 @@ class SqliteStore : public Store {
     // Frames not yet copied into the database: a checkpoint asked for every commit
     // beyond a total would copy each commit's pages on its own (the tails of the
     // append-only b-trees again and again, a sync each time).
-    if (UncopiedWalFrames(frames, store->checkpointed_frames_) >= kCheckpointFrames) {
+    if (UncopiedWalFrames(frames, store->checkpointed_frames_) >= store->checkpoint_frames_) {
       std::lock_guard lock(store->checkpoint_mu_);
       store->checkpoint_wanted_ = true;
       store->checkpoint_cv_.notify_one();
@@ -1128,7 +1144,7 @@ class SqliteStore : public Store {
     // The WAL starts over only when it was copied completely between two commits;
     // under a steady stream of writes that may not happen, so beyond a bound the
     // writer restarts it itself (waiting for readers of old frames).
-    store->restart_wal_ = frames >= kRestartFrames;
+    store->restart_wal_ = frames >= store->restart_frames_;
     return SQLITE_OK;
   }
 
@@ -1215,11 +1231,14 @@ class SqliteStore : public Store {
   std::thread writer_;
   bool restart_wal_ = false;  // writer thread only (set by OnWalCommit)
 
-  // Background checkpoints: wanted once the WAL holds kCheckpointFrames; the writer
-  // restarts the WAL itself beyond kRestartFrames (4 KiB pages: 16 MB and 256 MB; 64 MB chunks
-  // made read p99 worse in an A/B, bench/RESULTS.md).
-  static constexpr int kCheckpointFrames = 4000;
-  static constexpr int kRestartFrames = 64000;
+  // Background checkpoints: wanted once kCheckpointBytes of WAL frames are not yet
+  // copied; the writer restarts the WAL itself beyond kRestartBytes (64 MB chunks
+  // made read p99 worse in an A/B, bench/RESULTS.md). In frames of the store's page
+  // size (set by Init).
+  static constexpr int kCheckpointBytes = 16 << 20;
+  static constexpr int kRestartBytes = 256 << 20;
+  int checkpoint_frames_ = kCheckpointBytes / 4096;
+  int restart_frames_ = kRestartBytes / 4096;
   std::unique_ptr<Db> checkpoint_db_;  // checkpointer thread only
   std::thread checkpointer_;
   std::mutex checkpoint_mu_;

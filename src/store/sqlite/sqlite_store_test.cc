@@ -353,6 +353,49 @@ TEST(StoreOpen, RejectsUnknownSchemesAndFutureSchemas) {
   EXPECT_NE(s.status().message().find("newer"), std::string::npos);
 }
 
+int PageSizeOf(const std::string& path) {
+  sqlite3* db = nullptr;
+  int size = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+      size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return size;
+}
+
+TEST(StoreOpen, NewPlainStoreHasLargePagesAndAnOldStoreKeepsItsOwn) {
+  std::string path = TempDb("pages");
+  {
+    auto s = OpenStore({.url = "sqlite:" + path});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  EXPECT_EQ(PageSizeOf(path), sqlite::kPlainPageSize);
+
+  // A store made with 4 KiB pages (before this build) stays readable and writable as it is.
+  std::string old = TempDb("pages-old");
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(old.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA page_size=4096; CREATE TABLE x(a); DROP TABLE x;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(PageSizeOf(old), 4096);
+  {
+    auto s = OpenStore({.url = "sqlite:" + old});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  EXPECT_EQ(PageSizeOf(old), 4096);
+  auto s = OpenStore({.url = "sqlite:" + old});
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE((*s)->Read("Patient", "p1").ok());
+}
+
 TEST(StoreOpen, ReopenKeepsDataAndSchemaVersion) {
   std::string path = TempDb("reopen");
   {
