@@ -43,7 +43,7 @@ std::string ChoiceMemberName(std::string_view base, std::string_view type) {
 }
 
 const ElementDef* TypeDef::Find(std::string_view path) const {
-  auto it = by_path.find(std::string(path));
+  auto it = by_path.find(path);
   return it == by_path.end() ? nullptr : &elements[it->second];
 }
 
@@ -103,6 +103,25 @@ const Definitions& Definitions::R4() {
       auto& list = d->compartment_[c.name.GetString()];
       for (auto& p : c.value.GetArray()) list.emplace_back(p.GetString());
     }
+    // What navigation needs, derived once (node pointers of an unordered_map are stable).
+    for (auto& [name, td] : d->types_) {
+      for (ElementDef& el : td.elements) {
+        el.nested = td.by_path.count(el.path + ".id") > 0 || td.by_path.count(el.path + ".extension") > 0;
+        const size_t dot = el.path.rfind('.');
+        std::string base = dot == std::string::npos ? el.path : el.path.substr(dot + 1);
+        if (el.is_choice && base.size() > 3) base.resize(base.size() - 3);
+        for (ElementType& et : el.types) {
+          et.name = TypeName(et);
+          if (el.is_choice) et.member = ChoiceMemberName(base, et.name);
+        }
+      }
+    }
+    for (auto& [name, td] : d->types_)
+      for (ElementDef& el : td.elements)
+        for (ElementType& et : el.types) {
+          auto it = d->types_.find(et.name);
+          et.def = it == d->types_.end() ? nullptr : &it->second;
+        }
     for (auto& r : doc["resourceTypes"].GetArray()) d->resource_types_.emplace_back(r.GetString());
     return d;
   }();
@@ -110,7 +129,7 @@ const Definitions& Definitions::R4() {
 }
 
 const TypeDef* Definitions::Type(std::string_view name) const {
-  auto it = types_.find(std::string(name));
+  auto it = types_.find(name);
   return it == types_.end() ? nullptr : &it->second;
 }
 
@@ -129,7 +148,7 @@ const SearchParamDef* Definitions::SearchParam(std::string_view resource_type,
 }
 
 const std::vector<SearchParamDef>& Definitions::SearchParams(std::string_view resource_type) const {
-  auto it = search_.find(std::string(resource_type));
+  auto it = search_.find(resource_type);
   return it == search_.end() ? kNoParams : it->second;
 }
 
@@ -139,7 +158,7 @@ const std::vector<SearchParamDef>& Definitions::CommonSearchParams() const {
 
 const std::vector<std::string>& Definitions::PatientCompartmentParams(
     std::string_view resource_type) const {
-  auto it = compartment_.find(std::string(resource_type));
+  auto it = compartment_.find(resource_type);
   return it == compartment_.end() ? kNoStrings : it->second;
 }
 

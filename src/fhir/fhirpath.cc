@@ -218,14 +218,7 @@ class Parser {
 
 using Nodes = std::vector<PathNode>;
 
-bool HasNested(const TypeDef& td, const std::string& path) {
-  auto it = td.by_path.find(path + ".id");
-  if (it != td.by_path.end()) return true;
-  return td.by_path.count(path + ".extension") > 0;
-}
-
-void AddValues(const JsonValue& v, const TypeDef* owner, const std::string& prefix, const std::string& type,
-               Nodes* out) {
+void AddValues(const JsonValue& v, const TypeDef* owner, std::string_view prefix, std::string_view type, Nodes* out) {
   auto add = [&](const JsonValue& x) {
     if (x.IsNull()) return;
     PathNode n;
@@ -233,7 +226,7 @@ void AddValues(const JsonValue& v, const TypeDef* owner, const std::string& pref
     n.owner = owner;
     n.prefix = prefix;
     n.type = type;
-    out->push_back(std::move(n));
+    out->push_back(n);
   };
   if (v.IsArray()) {
     for (const auto& x : v.GetArray()) add(x);
@@ -242,19 +235,24 @@ void AddValues(const JsonValue& v, const TypeDef* owner, const std::string& pref
   }
 }
 
-void Child(const PathNode& n, const std::string& name, Nodes* out) {
+// Navigation builds no strings: element look-ups go through one reused buffer, and
+// the types, member names and paths a node carries are the model's (ElementType).
+void Child(const PathNode& n, std::string_view name, Nodes* out) {
   if (!n.value || !n.value->IsObject() || !n.owner) return;
   const Definitions& defs = Definitions::R4();
-  std::string path = n.prefix.empty() ? name : n.prefix + "." + name;
+  thread_local std::string path;
+  path.assign(n.prefix);
+  if (!path.empty()) path += '.';
+  path += name;
   const ElementDef* ed = n.owner->Find(path);
   if (!ed) {
-    ed = n.owner->Find(path + "[x]");
+    path += "[x]";
+    ed = n.owner->Find(path);
     if (!ed) return;
     for (const ElementType& t : ed->types) {
-      std::string code = TypeName(t);
-      const JsonValue* v = Member(*n.value, ChoiceMemberName(name, code));
+      const JsonValue* v = Member(*n.value, t.member);
       if (!v) continue;
-      AddValues(*v, defs.Type(code), "", code, out);
+      AddValues(*v, t.def, "", t.name, out);
     }
     return;
   }
@@ -265,15 +263,16 @@ void Child(const PathNode& n, const std::string& name, Nodes* out) {
     return;
   }
   if (ed->types.empty()) return;
-  std::string code = TypeName(ed->types[0]);
-  if ((code == "BackboneElement" || code == "Element") && HasNested(*n.owner, path)) {
-    AddValues(*v, n.owner, path, "BackboneElement", out);
+  const ElementType& t = ed->types[0];
+  if ((t.name == "BackboneElement" || t.name == "Element") && ed->nested) {
+    AddValues(*v, n.owner, ed->path, "BackboneElement", out);
     return;
   }
-  if (code == "Resource") {  // contained / Bundle.entry.resource: typed by their resourceType
+  if (t.name == "Resource") {  // contained / Bundle.entry.resource: typed by their resourceType
     auto add_res = [&](const JsonValue& x) {
-      std::string rt(StringMember(x, "resourceType"));
-      AddValues(x, defs.Type(rt), "", rt, out);
+      std::string_view rt = StringMember(x, "resourceType");
+      const TypeDef* td = defs.Type(rt);
+      AddValues(x, td, "", td ? std::string_view(td->name) : rt, out);
     };
     if (v->IsArray()) {
       for (const auto& x : v->GetArray()) add_res(x);
@@ -282,7 +281,7 @@ void Child(const PathNode& n, const std::string& name, Nodes* out) {
     }
     return;
   }
-  AddValues(*v, defs.Type(code), "", code, out);
+  AddValues(*v, t.def, "", t.name, out);
 }
 
 bool IsTrue(const Nodes& r) { return r.size() == 1 && r[0].boolean == 1; }
@@ -310,7 +309,7 @@ int Equal(const Nodes& a, const Nodes& b) {
   return x == y ? 1 : 0;
 }
 
-std::string ReferenceType(const JsonValue& ref) {
+std::string_view ReferenceType(const JsonValue& ref) {
   std::string_view r = StringMember(ref, "reference");
   size_t slash = r.find('/');
   if (r.empty() || slash == std::string_view::npos) return {};
@@ -321,7 +320,7 @@ std::string ReferenceType(const JsonValue& ref) {
   size_t before = r.rfind('/', last - 1);
   std::string_view type = r.substr(before == std::string_view::npos ? 0 : before + 1,
                                    last - (before == std::string_view::npos ? 0 : before + 1));
-  return std::string(type);
+  return type;
 }
 
 Nodes Eval(const PathExpr& e, const Nodes& focus, const PathNode& root);
@@ -478,7 +477,7 @@ std::vector<PathNode> FhirPath::Evaluate(const JsonValue& resource, std::string_
   PathNode root;
   root.value = &resource;
   root.owner = Definitions::R4().Type(resource_type);
-  root.type = std::string(resource_type);
+  root.type = root.owner ? std::string_view(root.owner->name) : resource_type;
   return Eval(*root_, {root}, root);
 }
 

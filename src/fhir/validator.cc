@@ -19,7 +19,7 @@ struct MemberInfo {
 };
 
 struct Scope {
-  std::unordered_map<std::string, MemberInfo> members;
+  NameMap<MemberInfo> members;
   std::vector<const ElementDef*> required;  // min >= 1 children
 };
 
@@ -31,8 +31,11 @@ class ScopeTable {
     return *t;
   }
   const Scope* Find(const TypeDef* td, std::string_view prefix) const {
-
-    auto it = scopes_.find(Key(td->name, prefix));
+    thread_local std::string key;  // a look-up builds no string
+    key.assign(td->name);
+    key += '|';
+    key += prefix;
+    auto it = scopes_.find(key);
     return it == scopes_.end() ? nullptr : &it->second;
   }
 
@@ -80,7 +83,7 @@ class ScopeTable {
       }
     }
   }
-  std::unordered_map<std::string, Scope> scopes_;
+  NameMap<Scope> scopes_;
 };
 
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -133,19 +136,24 @@ class Validator {
     const Scope* scope = ScopeTable::Get().Find(td, prefix);
     if (!scope) return;
     for (auto it = v.MemberBegin(); it != v.MemberEnd() && !Full(); ++it) {
-      std::string name(it->name.GetString(), it->name.GetStringLength());
+      const std::string_view name(it->name.GetString(), it->name.GetStringLength());
       if (name == "resourceType" && resource_root) continue;
       if (name == "fhir_comments") continue;
       if (!name.empty() && name[0] == '_') {
-        PrimitiveExtension(it->value, *scope, name, loc);
+        PrimitiveExtension(it->value, *scope, std::string(name), loc);
         continue;
       }
       auto m = scope->members.find(name);
       if (m == scope->members.end()) {
-        Unknown(name, *scope, td, prefix, loc);
+        Unknown(std::string(name), *scope, td, prefix, loc);
         continue;
       }
-      Member(it->value, m->second, td, loc + "." + name);
+      std::string child;
+      child.reserve(loc.size() + 1 + name.size());
+      child += loc;
+      child += '.';
+      child += name;
+      Member(it->value, m->second, td, child);
     }
     // Required elements (a primitive may be present only as its `_name` extension).
     for (const ElementDef* e : scope->required) {
@@ -186,7 +194,7 @@ class Validator {
   }
 
   void PrimitiveExtension(const JsonValue& v, const Scope& scope, const std::string& name, const std::string& loc) {
-    auto m = scope.members.find(name.substr(1));
+    auto m = scope.members.find(std::string_view(name).substr(1));
     const Definitions& defs = Definitions::R4();
     if (m == scope.members.end() || !defs.Type(m->second.type) ||
         defs.Type(m->second.type)->kind != TypeKind::kPrimitive) {

@@ -21,10 +21,25 @@
 
 namespace rhip::fhir {
 
+struct TypeDef;
+
 struct ElementType {
   std::string code;                  // "string", "HumanName", "Reference", "System.string" (primitive value)
   std::vector<std::string> targets;  // Reference target types ("Patient", "Resource" = any)
+  // Derived once when the model loads, so that navigation allocates nothing:
+  std::string name;                  // TypeName(*this): "string" for "System.string"
+  std::string member;                // of a choice element: its JSON member ("valueQuantity"); "" otherwise
+  const TypeDef* def = nullptr;      // the type named `name`; nullptr for System types without a definition
 };
+
+// Hash and equality that take a std::string_view, so that a look-up by name
+// builds no std::string.
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
 
 // The FHIR type name of an element type: "System.string" (a primitive's value
 // or an element id) becomes "string".
@@ -40,6 +55,7 @@ struct ElementDef {
   std::string content_reference; // "contact" when this element reuses another's definition; "" otherwise
   bool is_choice = false;        // path ends with [x]
   bool is_summary = false;       // part of the _summary=true view
+  bool nested = false;           // has its own `.id` or `.extension` child (a backbone element defined inline)
 };
 
 enum class TypeKind { kResource, kComplex, kPrimitive };
@@ -50,7 +66,7 @@ struct TypeDef {
   bool is_abstract = false;
   std::string base;
   std::vector<ElementDef> elements;  // snapshot order
-  std::unordered_map<std::string, size_t> by_path;
+  NameMap<size_t> by_path;
 
   const ElementDef* Find(std::string_view path) const;
 };
@@ -85,9 +101,9 @@ class Definitions {
 
  private:
   Definitions() = default;
-  std::unordered_map<std::string, TypeDef> types_;
-  std::unordered_map<std::string, std::vector<SearchParamDef>> search_;
-  std::unordered_map<std::string, std::vector<std::string>> compartment_;
+  NameMap<TypeDef> types_;
+  NameMap<std::vector<SearchParamDef>> search_;
+  NameMap<std::vector<std::string>> compartment_;
   std::vector<std::string> resource_types_;
 };
 

@@ -26,13 +26,15 @@
 
 namespace rhip::fhir {
 
+// `prefix` and `type` view the model (Definitions::R4(), immutable until exit), the
+// expression or the evaluated resource: a node is valid while that resource is.
 struct PathNode {
   const JsonValue* value = nullptr;  // nullptr for computed booleans and literals
   const TypeDef* owner = nullptr;    // the type whose elements `prefix` is relative to
-  std::string prefix;                // backbone path inside `owner` ("" at a datatype or resource root)
-  std::string type;                  // FHIR type of this node: "HumanName", "string", "Patient" ...
+  std::string_view prefix;           // backbone path inside `owner` ("" at a datatype or resource root)
+  std::string_view type;             // FHIR type of this node: "HumanName", "string", "Patient" ...
   int boolean = -1;                  // 0/1 for boolean results, -1 otherwise
-  std::string literal;               // string/number literal value (value == nullptr)
+  std::string_view literal;          // string/number literal value (value == nullptr), from the expression
 };
 
 struct PathExpr;  // the compiled syntax tree (fhirpath.cc)
