@@ -35,7 +35,6 @@ struct Prepared {
   int64_t line = 0;
   std::string type;
   std::string id;
-  std::string content;  // the resource without meta.versionId/lastUpdated (for idempotence)
   std::string json_v1;  // as version 1 at `now`: what the writer stores for a create (the common case)
   store::IndexRows index;
 };
@@ -63,7 +62,6 @@ StatusOr<Prepared> PrepareLine(std::string_view line, bool validate, Micros now)
   p.type = std::move(type);
   p.id = std::move(id);
   fhir::StripVersionMeta(doc);
-  p.content = fhir::WriteJson(doc);
   p.index = fhir::ExtractIndex(doc, p.type);
   fhir::SetVersionMeta(doc, 1, now);
   p.json_v1 = fhir::WriteJson(doc);
@@ -207,21 +205,24 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
           }
           if (created_now.code() != StatusCode::kConflict) return created_now;
           // Held already (a re-run): skip it when unchanged, else store the next version.
+          // The line's content is version 1's JSON without its version meta (rendered only
+          // here: a create, the common case, never needs it).
           ASSIGN_OR_RETURN(auto cur, tx.Current(put.type, put.id));
           if (!cur) return created_now;
+          ASSIGN_OR_RETURN(fhir::Json doc, fhir::ParseJson(put.json));
+          fhir::StripVersionMeta(doc);
           if (!cur->deleted) {
             ASSIGN_OR_RETURN(store::ResourceVersion stored, tx.Read(put.type, put.id));
             auto old = fhir::ParseJson(stored.json);
             if (old.ok()) {
               fhir::StripVersionMeta(*old);
-              if (fhir::WriteJson(*old) == p.content) {
+              if (fhir::WriteJson(*old) == fhir::WriteJson(doc)) {
                 ++unchanged;
                 continue;
               }
             }
           }
           put.version = cur->version + 1;
-          ASSIGN_OR_RETURN(fhir::Json doc, fhir::ParseJson(p.content));
           fhir::SetVersionMeta(doc, put.version, now);
           put.json = fhir::WriteJson(doc);
           RETURN_IF_ERROR(tx.Put(put));
