@@ -16,6 +16,7 @@
 #include "rhip/store/store.h"
 #include "rhip/store/store_key.h"
 #include "store/sqlite/crypt_vfs.h"
+#include "store/sqlite/temp_db_for_test.h"
 
 namespace rhip::store {
 namespace {
@@ -29,11 +30,7 @@ constexpr const char* kIdNumber = "330402199001011234";  // a synthetic ID-card 
 
 StoreKey Key(const char* hex = kHexKey) { return *StoreKey::Parse(hex); }
 
-std::string TempDb(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("rhip-crypt-test-" + std::to_string(getpid()) + "-" + name + ".db");
-  for (const char* s : {"", "-wal", "-shm"}) fs::remove(p.string() + s);
-  return p.string();
-}
+std::string TempDb(const std::string& name) { return sqlite::TempStoreFile("rhip-crypt-test-", name); }
 
 std::string Bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

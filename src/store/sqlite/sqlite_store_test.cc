@@ -10,15 +10,12 @@
 
 #include "rhip/store/store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/temp_db_for_test.h"
 
 namespace rhip::store {
 namespace {
 
-std::string TempDb(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("rhip-store-test-" + std::to_string(getpid()) + "-" + name + ".db");
-  for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(p.string() + s);
-  return p.string();
-}
+std::string TempDb(const std::string& name) { return sqlite::TempStoreFile("rhip-store-test-", name); }
 
 PutRequest Patient(const std::string& id, int64_t version, const std::string& mrn, const std::string& name,
                    Micros birth_low = 0) {
