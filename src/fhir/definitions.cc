@@ -113,15 +113,11 @@ const Definitions& Definitions::R4() {
         for (ElementType& et : el.types) {
           et.name = TypeName(et);
           if (el.is_choice) et.member = ChoiceMemberName(base, et.name);
+          auto it = d->types_.find(et.name);  // every type is loaded by now
+          et.def = it == d->types_.end() ? nullptr : &it->second;
         }
       }
     }
-    for (auto& [name, td] : d->types_)
-      for (ElementDef& el : td.elements)
-        for (ElementType& et : el.types) {
-          auto it = d->types_.find(et.name);
-          et.def = it == d->types_.end() ? nullptr : &it->second;
-        }
     for (auto& r : doc["resourceTypes"].GetArray()) d->resource_types_.emplace_back(r.GetString());
     return d;
   }();

@@ -26,8 +26,9 @@
 
 namespace rhip::fhir {
 
-// `prefix` and `type` view the model (Definitions::R4(), immutable until exit), the
-// expression or the evaluated resource: a node is valid while that resource is.
+// `prefix`, `type` and `literal` view the model (Definitions::R4(), immutable until
+// exit), the evaluated resource or the compiled expression: a node is valid while
+// that resource and that FhirPath are.
 struct PathNode {
   const JsonValue* value = nullptr;  // nullptr for computed booleans and literals
   const TypeDef* owner = nullptr;    // the type whose elements `prefix` is relative to

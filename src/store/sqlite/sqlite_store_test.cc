@@ -364,13 +364,14 @@ int PageSizeOf(const std::string& path) {
 }
 
 TEST(StoreOpen, NewPlainStoreHasLargePagesAndAnOldStoreKeepsItsOwn) {
-  std::string path = TempDb("pages");
-  {
-    auto s = OpenStore({.url = "sqlite:" + path});
-    ASSERT_TRUE(s.ok());
+  auto write_one = [](const std::string& file) {
+    auto s = OpenStore({.url = "sqlite:" + file});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
     ASSERT_TRUE((*s)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).ok());
     ASSERT_TRUE((*s)->Close().ok());
-  }
+  };
+  std::string path = TempDb("pages");
+  write_one(path);
   EXPECT_EQ(PageSizeOf(path), sqlite::kPlainPageSize);
 
   // A store made with 4 KiB pages (before this build) stays readable and writable as it is.
@@ -381,12 +382,7 @@ TEST(StoreOpen, NewPlainStoreHasLargePagesAndAnOldStoreKeepsItsOwn) {
             SQLITE_OK);
   sqlite3_close(db);
   ASSERT_EQ(PageSizeOf(old), 4096);
-  {
-    auto s = OpenStore({.url = "sqlite:" + old});
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    ASSERT_TRUE((*s)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).ok());
-    ASSERT_TRUE((*s)->Close().ok());
-  }
+  write_one(old);
   EXPECT_EQ(PageSizeOf(old), 4096);
   auto s = OpenStore({.url = "sqlite:" + old});
   ASSERT_TRUE(s.ok());
