@@ -8,6 +8,9 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include <sys/resource.h>
+#include <unistd.h>
 #include <vector>
 
 #include "rhip/core/log.h"
@@ -174,6 +177,10 @@ struct Hl7Processor::Impl {
 
   void Worker(size_t p) {
     pthread_setname_np(pthread_self(), "rhip-hl7-apply");
+    // Receiving comes first: an accepted message is already safe in the receive log, so
+    // the appliers take the cores the receivers (and HTTP requests) leave, and catch up
+    // when input pauses. Only this thread's priority changes (Linux: per thread).
+    if (options.applier_nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options.applier_nice);
     while (true) {
       Item item;
       {
@@ -282,30 +289,51 @@ std::string Hl7Processor::Process(std::string_view raw, std::string_view authent
               h.sending_facility, h.control_id);
     return hl7::BuildAck(h, hl7::AckCode::kReject, &e, s.NextControlId(), Hl7Now());
   }
+  // A re-sent message (same sender and MSH-10) is found by the receive log's insert, which
+  // checks the unique key anyway: no read per message, and it gets the ACK recorded for it.
   const bool keyable = h.ok && !h.sending_facility.empty() && !h.control_id.empty();
-  if (keyable) {
-    auto seen = s.inbox->ReadMessage(h.sending_facility, h.control_id);
-    if (seen.ok() && seen->has_value() && !(*seen)->ack.empty()) return (*seen)->ack;  // a re-sent message
-  }
   const std::string now = Hl7Now();
   store::InboundMessage record{.sender = h.sending_facility, .control_id = h.control_id, .type = h.type,
                                .received = NowMicros(), .raw = std::string(raw), .status = "queued",
                                .ack = {}, .error = {}, .attempts = 1};
+  // Records `record` unless its key is held: std::nullopt when recorded now, else the ACK
+  // recorded before (empty when it could not be recorded: *st says why).
+  auto add = [&](Status* st) -> std::optional<std::string> {
+    std::optional<std::string> earlier;
+    *st = s.inbox->Write([&](store::WriteTransaction& tx) -> Status {
+      if (!keyable) return tx.PutMessage(record);
+      ASSIGN_OR_RETURN(earlier, tx.AddMessage(record));
+      if (earlier && earlier->empty()) {  // held without an ACK (an older record): this one replaces it
+        earlier.reset();
+        return tx.PutMessage(record);
+      }
+      return Status::Ok();
+    });
+    return earlier;
+  };
   hl7::Hl7Error error;
   auto prepared = Prepare(raw, &error);
   if (!prepared) {
     std::string ack = hl7::BuildAck(h, error.reject ? hl7::AckCode::kReject : hl7::AckCode::kError, &error,
                                     s.NextControlId(), now);
-    log::Warn("hl7 sender={} control={} type={} refused: {}", record.sender, record.control_id, record.type,
-              error.Describe());
     if (keyable) {
       record.ack = ack;
-      if (!s.DeadLetter(record, error.Describe())) {
+      record.status = "failed";
+      record.error = error.Describe();
+      Status st;
+      if (auto earlier = add(&st)) return *earlier;  // accepted (or refused) before: the same answer
+      if (!st.ok()) {
+        log::Error("hl7 sender={} control={} dead letter not recorded: {}", record.sender, record.control_id,
+                   st.ToString());
         hl7::Hl7Error internal;
         internal.text = "the platform could not record the message; send it again";
         return hl7::BuildAck(h, hl7::AckCode::kError, &internal, s.NextControlId(), now);
       }
+      std::lock_guard lock(s.mu);
+      ++s.failed;
     }
+    log::Warn("hl7 sender={} control={} type={} refused: {}", record.sender, record.control_id, record.type,
+              error.Describe());
     return ack;
   }
   // Bounded queue: a sender faster than the appliers waits here for room.
@@ -314,14 +342,21 @@ std::string Hl7Processor::Process(std::string_view raw, std::string_view authent
     s.space_cv.wait(lock, [&] { return s.stopping || s.queued < s.options.max_queued; });
     ++s.queued;
   }
-  record.ack = hl7::BuildAck(h, hl7::AckCode::kAccept, nullptr, s.NextControlId(), now);
-  Status st = s.inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); });
-  if (!st.ok()) {
+  auto unqueue = [&] {
     {
       std::lock_guard lock(s.mu);
       --s.queued;
     }
     s.space_cv.notify_all();
+  };
+  record.ack = hl7::BuildAck(h, hl7::AckCode::kAccept, nullptr, s.NextControlId(), now);
+  Status st;
+  if (auto earlier = add(&st)) {
+    unqueue();
+    return *earlier;
+  }
+  if (!st.ok()) {
+    unqueue();
     hl7::Hl7Error internal;
     internal.text = "the platform could not store the message (" + st.message() + "); send it again";
     log::Error("hl7 sender={} control={} not stored: {}", record.sender, record.control_id, st.ToString());

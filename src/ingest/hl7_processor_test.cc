@@ -199,6 +199,40 @@ TEST_F(ProcessorTest, WithItsOwnReceiveLogAMessageIsNeverAppliedTwice) {
   EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-2"))->status, "processed");
 }
 
+TEST_F(ProcessorTest, CopiesOfOneMessageArrivingAtOnceAreRecordedAndAppliedOnce) {
+  // A sender that times out and re-sends on another connection: the copies race.
+  std::string visit = kAdt;  // an Encounter create each time it is applied, so twice would show
+  constexpr int kCopies = 8;
+  std::vector<std::string> acks(kCopies);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < kCopies; ++i) senders.emplace_back([&, i] { acks[i] = processor_->Process(visit); });
+  for (auto& t : senders) t.join();
+  ASSERT_TRUE(processor_->WaitIdle(30));
+  EXPECT_EQ(Msa(acks[0]), "AA") << acks[0];
+  for (const auto& a : acks) EXPECT_EQ(a, acks[0]) << "every copy gets the one recorded ACK";
+  EXPECT_EQ((*store_->ReadMessage("330402-H01", "CTRL-1"))->ack, acks[0]);
+  EXPECT_EQ(processor_->Stats().processed, 1);
+  auto p = Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001");
+  ASSERT_EQ(p["total"].GetInt(), 1);
+  EXPECT_EQ(std::string(p["entry"][0]["resource"]["meta"]["versionId"].GetString()), "1");
+  EXPECT_EQ(Search("Encounter", "identifier", "http://rhip.health/id/visit/330402-H01|V1")["total"].GetInt(), 1);
+
+  // A refused message sent again gets its recorded AE, and stays one dead letter.
+  std::string bad = kAdt;
+  bad.replace(bad.find("CTRL-1"), 6, "CTRL-B");
+  bad.replace(bad.find("||19800101|"), 11, "||19801340|");
+  const std::string ae = processor_->Process(bad);
+  EXPECT_EQ(Msa(ae), "AE");
+  EXPECT_EQ(processor_->Process(bad), ae);
+  EXPECT_EQ(store_->Messages("failed", 10)->size(), 1u);
+  EXPECT_EQ(processor_->Stats().failed, 1);
+  // And an accepted message re-sent with a body that would now be refused keeps its AA:
+  // the control id names the message, the receive log answers for it.
+  std::string changed = kAdt;
+  changed.replace(changed.find("||19800101|"), 11, "||19801340|");
+  EXPECT_EQ(processor_->Process(changed), acks[0]);
+}
+
 TEST_F(ProcessorTest, MessagesAboutOnePatientAreAppliedInOrder) {
   // Registration, then five updates of the phone: the last one wins.
   std::string last;

@@ -46,6 +46,7 @@ namespace rhip::ingest {
 struct Hl7ProcessorOptions {
   int appliers = 4;            // messages applied at once (different patients)
   int64_t max_queued = 50000;  // accepted but not yet applied, held in memory
+  int applier_nice = 10;       // the appliers' thread priority (nice): receiving comes first
 };
 
 struct Hl7Stats {

@@ -160,6 +160,11 @@ class WriteTransaction {
   virtual StatusOr<std::vector<std::string>> SearchIds(const SearchQuery& query, int limit) = 0;
   // Records an inbound message, replacing any earlier record of the same sender and control id.
   virtual Status PutMessage(const InboundMessage& message) = 0;
+  // Records a message received for the first time. When its sender and control id are
+  // already recorded it writes nothing and returns that record's ACK: a re-sent message,
+  // found by the unique key the insert checks anyway (no read before the write, and two
+  // copies arriving at once on two connections get one record).
+  virtual StatusOr<std::optional<std::string>> AddMessage(const InboundMessage& message) = 0;
   // Appends one line to the EMPI's trail of person changes.
   virtual Status AppendPersonChange(const PersonChange& change) = 0;
   // Inserts a review (id 0; returns the new id) or replaces the one with its id.

@@ -680,6 +680,35 @@ class Tx : public WriteTransaction {
     return s->Run();
   }
 
+  StatusOr<std::optional<std::string>> AddMessage(const InboundMessage& m) override {
+    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(
+        "INSERT INTO inbound_message (sender, control_id, type, received, raw, status, ack, error, attempts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO NOTHING RETURNING 1"));
+    s->BindStatic(1, m.sender);
+    s->BindStatic(2, m.control_id);
+    s->BindStatic(3, m.type);
+    s->Bind(4, m.received);
+    s->BindBlob(5, m.raw);
+    s->BindStatic(6, m.status);
+    s->BindBlob(7, m.ack);
+    s->BindStatic(8, m.error);
+    s->Bind(9, static_cast<int64_t>(m.attempts));
+    Status st;
+    const bool inserted = s->Step(&st);  // RETURNING: the insert is done by the first step
+    s->Reset();
+    RETURN_IF_ERROR(st);
+    if (inserted) return std::optional<std::string>();
+    ASSIGN_OR_RETURN(Stmt * q, db_->Prepare("SELECT ack FROM inbound_message WHERE sender = ? AND control_id = ?"));
+    q->BindStatic(1, m.sender);
+    q->BindStatic(2, m.control_id);
+    std::optional<std::string> ack;
+    if (q->Step(&st)) ack = q->Blob(0);
+    q->Reset();
+    RETURN_IF_ERROR(st);
+    if (!ack) return Internal("inbound message " + m.sender + "/" + m.control_id + " conflicts but cannot be read");
+    return ack;
+  }
+
   Status AppendPersonChange(const PersonChange& change) override { return sqlite::AppendPersonChange(*db_, change); }
   StatusOr<int64_t> PutReview(const MatchReview& review) override { return sqlite::PutReview(*db_, review); }
 
