@@ -303,6 +303,79 @@ TEST_F(ProcessorTest, MllpListenerAnswersEveryFrameAndSurvivesBadPeers) {
 }
 
 
+// The default listener (messages processed on the I/O thread that read them): frames
+// split across reads, frames pipelined in one write, a frame cut by the start of the next,
+// and the idle clock, which closes a silent peer but not one that keeps sending.
+TEST_F(ProcessorTest, MllpFramingAcrossReadsAndTheIdleClock) {
+  MllpServer server({.bind = "127.0.0.1", .port = 0, .io_threads = 2, .workers = 0, .max_message_bytes = 64 * 1024,
+                     .idle_timeout = std::chrono::seconds(1)},
+                    [this](std::string_view m, const MllpPeer&) { return processor_->Process(m); });
+  ASSERT_TRUE(server.Start().ok());
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  auto connect = [&] {
+    asio::ip::tcp::socket sock(ioc);
+    sock.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())});
+    timeval tv{5, 0};
+    setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return sock;
+  };
+  // Reads whole ACK frames until `count` have come (or the peer closed).
+  auto read_acks = [](asio::ip::tcp::socket& sock, size_t count) {
+    std::vector<std::string> acks;
+    std::string buf;
+    char chunk[4096];
+    while (acks.size() < count) {
+      boost::system::error_code ec;
+      const size_t n = sock.read_some(asio::buffer(chunk), ec);
+      if (ec) break;
+      buf.append(chunk, n);
+      for (size_t end; (end = buf.find('\x1c')) != std::string::npos;) {
+        acks.push_back(buf.substr(1, end - 1));
+        buf.erase(0, end + 2);
+      }
+    }
+    return acks;
+  };
+  auto with_control = [](const std::string& control) {
+    std::string m = kAdt;
+    m.replace(m.find("CTRL-1"), 6, control);
+    return m;
+  };
+  auto sock = connect();
+  // One frame written a byte at a time.
+  const std::string split = MllpFrame(with_control("SPLIT"));
+  for (char c : split) asio::write(sock, asio::buffer(&c, 1));
+  auto acks = read_acks(sock, 1);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(Msa(acks[0]), "AA") << acks[0];
+  EXPECT_NE(acks[0].find("|SPLIT|"), std::string::npos) << acks[0];
+  // Three frames in one write, the middle one cut short by the next frame's start byte: the
+  // cut one is dropped (never acknowledged, never stored), the others answered in order.
+  const std::string cut = MllpFrame(with_control("CUT"));
+  const std::string burst =
+      MllpFrame(with_control("PIPE-1")) + cut.substr(0, cut.size() / 2) + MllpFrame(with_control("PIPE-2"));
+  asio::write(sock, asio::buffer(burst));
+  acks = read_acks(sock, 2);
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_NE(acks[0].find("|PIPE-1|"), std::string::npos) << acks[0];
+  EXPECT_NE(acks[1].find("|PIPE-2|"), std::string::npos) << acks[1];
+  EXPECT_FALSE(store_->ReadMessage("330402-H01", "CUT")->has_value());
+  // The idle clock: `busy` sends a message every 400 ms for 2 s (longer than the 1 s
+  // timeout) and stays open; `silent` sends nothing and is closed.
+  auto silent = connect();
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    asio::write(sock, asio::buffer(MllpFrame(with_control("BUSY-" + std::to_string(i)))));
+    ASSERT_EQ(read_acks(sock, 1).size(), 1u) << "message " << i << " of a peer that keeps sending";
+  }
+  char byte;
+  boost::system::error_code ec;
+  silent.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof) << "a silent peer is closed: " << ec.message();
+  server.Stop();
+}
+
 TEST_F(ProcessorTest, AMessageForAnotherInstitutionThanTheCertificateIsRejectedAndNotRecorded) {
   // The client certificate proved 330402-T1; the message claims 330402-H01.
   const std::string ack = processor_->Process(kAdt, "330402-T1");

@@ -119,15 +119,14 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  private:
   void ReadMore() {
     if (impl_.stopping) return Close();
-    timer_.expires_after(impl_.options.idle_timeout);
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec) {
-        log::Info("mllp peer={} idle for {} s: closing", self->peer_, self->impl_.options.idle_timeout.count());
-        self->Close();
-      }
-    });
+    reading_ = true;
+    reading_since_ = std::chrono::steady_clock::now();
+    if (!watching_) {
+      watching_ = true;
+      WatchIdle(impl_.options.idle_timeout);
+    }
     auto on_read = [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-      self->timer_.cancel();
+      self->reading_ = false;
       if (ec) {
         if (self->state_ != State::kOutside && ec == asio::error::eof)
           log::Warn("mllp peer={} closed the connection inside a frame ({} bytes): nothing acknowledged", self->peer_,
@@ -145,6 +144,21 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     else socket_.async_read_some(asio::buffer(buf_), std::move(on_read));
   }
 
+  // The idle clock: one timer per connection, re-armed when it fires rather than for every
+  // message (arming a timer per message cost a timerfd update and a cancelled handler). A
+  // peer idles only while we wait for its bytes; a message being processed is not idle.
+  void WatchIdle(std::chrono::steady_clock::duration wait) {
+    timer_.expires_after(wait);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || !self->socket_.is_open()) return;
+      const auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(self->impl_.options.idle_timeout);
+      const auto idle = std::chrono::steady_clock::now() - self->reading_since_;
+      if (!self->reading_ || idle < timeout) return self->WatchIdle(self->reading_ ? timeout - idle : timeout);
+      log::Info("mllp peer={} idle for {} s: closing", self->peer_, self->impl_.options.idle_timeout.count());
+      self->Close();
+    });
+  }
+
   void Next() {
     if (ready_.empty()) return ReadMore();
     Frame f = std::move(ready_.front());
@@ -153,7 +167,7 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       std::lock_guard lock(impl_.mu);
       ++impl_.in_flight;
     }
-    auto work = [self = shared_from_this(), f = std::move(f)]() mutable {
+    auto work = [self = shared_from_this(), f = std::move(f)]() mutable -> std::string {
       std::string ack;
       if (f.oversized) {
         hl7::Hl7Error e;
@@ -166,12 +180,14 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       } else {
         ack = self->impl_.handler(f.message, MllpPeer{.address = self->peer_, .tls = self->tls_.has_value(), .certificate_cn = self->cn_});
       }
-      asio::post(self->executor(), [self, ack = std::move(ack)]() mutable { self->Write(std::move(ack)); });
+      return ack;
     };
     if (impl_.options.workers > 0) {
-      asio::post(impl_.workers, std::move(work));
+      asio::post(impl_.workers, [self = shared_from_this(), work = std::move(work)]() mutable {
+        asio::post(self->executor(), [self, ack = work()]() mutable { self->Write(std::move(ack)); });
+      });
     } else {
-      work();  // on this connection's strand: the ACK is posted back to it
+      Write(work());  // on this connection's strand already
     }
   }
 
@@ -190,7 +206,8 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     else asio::async_write(socket_, asio::buffer(out_), std::move(on_written));
   }
 
-  // MLLP framing, byte by byte across reads.
+  // MLLP framing across reads. Inside a frame the bytes up to the next start or end
+  // byte are taken as one span.
   void Consume(const char* data, size_t n) {
     for (size_t i = 0; i < n; ++i) {
       const char c = data[i];
@@ -204,24 +221,33 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
             return;
           }
           break;
-        case State::kInside:
-          if (c == kEnd) {
+        case State::kInside: {
+          size_t j = i;
+          while (j < n && data[j] != kEnd && data[j] != kStart) ++j;
+          const size_t span = j - i;
+          if (frame_.size() + span > impl_.options.max_message_bytes) {
+            // Too big: keep its head (to answer it) and skip the rest up to its end.
+            if (frame_.size() < kHeadBytes) frame_.append(data + i, std::min(span, kHeadBytes - frame_.size()));
+            frame_.resize(std::min(frame_.size(), kHeadBytes));
+            frame_.shrink_to_fit();
+            state_ = State::kDiscarding;
+            i = j - 1;  // the start or end byte at j (if any) is seen by the discarding state
+            break;
+          }
+          frame_.append(data + i, span);
+          i = j;
+          if (i == n) return;
+          if (data[i] == kEnd) {
             ready_.push_back({std::move(frame_), false});
             frame_.clear();
             state_ = State::kOutside;
             garbage_ = 0;
-          } else if (c == kStart) {  // a new frame before the last one ended: that one was truncated
+          } else {  // a new frame before the last one ended: that one was truncated
             log::Warn("mllp peer={} frame of {} bytes had no end: discarded", peer_, frame_.size());
             frame_.clear();
-          } else {
-            frame_ += c;
-            if (frame_.size() > impl_.options.max_message_bytes) {
-              frame_.resize(kHeadBytes);
-              frame_.shrink_to_fit();
-              state_ = State::kDiscarding;
-            }
           }
           break;
+        }
         case State::kDiscarding:
           if (c == kEnd) {
             ready_.push_back({std::move(frame_), true});
@@ -241,6 +267,9 @@ class MllpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   std::string peer_;
   std::string cn_;  // verified client certificate's CN (mutual TLS)
   std::array<char, 64 * 1024> buf_{};
+  bool watching_ = false;  // the idle timer runs
+  bool reading_ = false;   // waiting for the peer's bytes, since reading_since_
+  std::chrono::steady_clock::time_point reading_since_;
   State state_ = State::kOutside;
   std::string frame_;
   size_t garbage_ = 0;

@@ -9,7 +9,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <semaphore>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -17,6 +16,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "rhip/core/notification.h"
 
 #include "rhip/mpi/empi_service.h"
 
@@ -52,7 +53,7 @@ struct Batch {
 struct Waiter {
   explicit Waiter(size_t jobs) : remaining(jobs) {}
   std::atomic<size_t> remaining;
-  std::binary_semaphore finished{0};
+  Notification finished;
 };
 
 struct Job {
@@ -65,7 +66,7 @@ struct Job {
   // The linker's last touch of the job: its caller (and the job) may be gone after.
   void Finish() {
     Waiter* w = waiter;
-    if (w->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) w->finished.release();
+    if (w->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) w->finished.Notify();
   }
 };
 

@@ -428,7 +428,7 @@ StatusOr<std::string> EmpiService::Impl::Submit(std::function<StatusOr<std::stri
     queue.push_back(&job);
   }
   q_cv.notify_one();
-  waiter.finished.acquire();
+  waiter.finished.Wait();
   return job.result;
 }
 
@@ -447,7 +447,7 @@ Status EmpiService::Impl::SubmitAll(std::vector<std::function<StatusOr<std::stri
     }
   }
   q_cv.notify_one();
-  waiter.finished.acquire();
+  waiter.finished.Wait();
   for (const Job& j : jobs)
     if (!j.result.ok()) return j.result.status();
   return Status::Ok();

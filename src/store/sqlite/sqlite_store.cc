@@ -10,10 +10,10 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
-#include <semaphore>
 #include <thread>
 
 #include "rhip/core/log.h"
+#include "rhip/core/notification.h"
 #include "store/sqlite/crypt_vfs.h"
 #include "store/sqlite/index_manifest.h"
 #include "store/sqlite/mpi_tables.h"
@@ -1007,7 +1007,7 @@ class SqliteStore : public Store {
       queue_.push_back(&p);
       work_cv_.notify_one();
     }
-    p.done.acquire();  // only this caller wakes: no thundering herd of a whole group
+    p.done.Wait();  // only this caller wakes: no thundering herd of a whole group
     return p.result;
   }
 
@@ -1127,7 +1127,7 @@ class SqliteStore : public Store {
   struct Pending {
     WriteFn* fn = nullptr;
     Status result;
-    std::binary_semaphore done{0};  // released by the writer once `result` is set
+    Notification done;  // notified by the writer once `result` is set
   };
 
   static Status Unavailable() { return Status(StatusCode::kUnavailable, "store is closed"); }
@@ -1206,7 +1206,7 @@ class SqliteStore : public Store {
         }
       }
       RunGroup(group);
-      for (Pending* p : group) p->done.release();
+      for (Pending* p : group) p->done.Notify();
       if (restart_wal_) {
         restart_wal_ = false;
         const int rc = sqlite3_wal_checkpoint_v2(writer_db_->raw(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
