@@ -88,7 +88,7 @@ int RunPlatform(const std::string& command, const PlatformFlags& f, store::Store
   std::unique_ptr<store::Store> inbox;
   if (f.mllp_port >= 0) {
     auto opened = store::OpenStore({.url = "sqlite:" + f.data + "/hl7-inbox.db", .read_connections = 4,
-                                    .key = f.store_key});
+                                    .key = f.store_key, .name = "inbox"});
     if (!opened.ok()) return Fail(command, opened.status().ToString());
     inbox = std::move(*opened);
     fhir::FhirServiceOptions hl7_options;

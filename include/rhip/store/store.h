@@ -182,6 +182,8 @@ struct StoreOptions {
   // one, an encrypted store is refused. Either mismatch is kFailedPrecondition
   // and leaves the file untouched.
   std::optional<StoreKey> key{};
+  // A short name for the store's threads ("inbox" -> rhip-wr-inbox); empty: rhip-writer.
+  std::string name{};
 };
 
 class Store {

@@ -860,12 +860,15 @@ class SqliteStore : public Store {
     ASSIGN_OR_RETURN(checkpoint_db_, Db::Open(path_, false, vfs));
     RETURN_IF_ERROR(Configure(*checkpoint_db_, false));
     sqlite3_wal_hook(writer_db_->raw(), &SqliteStore::OnWalCommit, this);
-    checkpointer_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "rhip-checkpoint");
+    // Thread names (15 bytes at most) say which store a thread serves, for top and perf.
+    const std::string checkpoint_name = options.name.empty() ? "rhip-checkpoint" : ("rhip-ckpt-" + options.name).substr(0, 15);
+    const std::string writer_name = options.name.empty() ? "rhip-writer" : ("rhip-wr-" + options.name).substr(0, 15);
+    checkpointer_ = std::thread([this, checkpoint_name] {
+      pthread_setname_np(pthread_self(), checkpoint_name.c_str());
       CheckpointLoop();
     });
-    writer_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "rhip-writer");
+    writer_ = std::thread([this, writer_name] {
+      pthread_setname_np(pthread_self(), writer_name.c_str());
       WriterLoop();
     });
     return Status::Ok();
