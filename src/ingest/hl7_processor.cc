@@ -112,6 +112,10 @@ struct Hl7Processor::Impl {
   int64_t processed = 0, failed = 0;
   bool stopping = false;
   std::vector<std::thread> workers;
+  // Applied messages whose receive-log record still says queued (FlushMarks).
+  std::mutex marks_mu;
+  std::vector<store::InboundMessage> marks;  // GUARDED_BY(marks_mu)
+  std::chrono::steady_clock::time_point marks_flushed = std::chrono::steady_clock::now();
 
   std::string NextControlId() {
     char buf[48];
@@ -160,11 +164,53 @@ struct Hl7Processor::Impl {
     };
     fhir::RestResponse resp = fhir->Handle(req);
     if (resp.status == 200) {
-      if (inbox != store) MarkProcessed(record);
+      if (inbox != store) {
+        std::lock_guard lock(marks_mu);
+        marks.push_back(record);
+      }
       return Outcome::kProcessed;
     }
     *error = OutcomeText(resp.body);
     return resp.status >= 500 ? Outcome::kRetry : Outcome::kFailed;
+  }
+
+  // The receive log follows the FHIR store (which already holds the mark), in batches:
+  // one receive-log commit per applied message competed with the receivers for that
+  // store's writer. After a crash, a message the log still calls queued is found marked
+  // in the FHIR store at start and not applied again (Start).
+  static constexpr size_t kMarksPerCommit = 512;
+  static constexpr auto kMarksAtMost = std::chrono::milliseconds(200);  // how far the log may lag
+
+  void FlushMarks() {
+    std::vector<store::InboundMessage> batch;
+    {
+      std::lock_guard lock(marks_mu);
+      batch.swap(marks);
+      marks_flushed = std::chrono::steady_clock::now();
+    }
+    if (batch.empty()) return;
+    Status st = inbox->Write([&](store::WriteTransaction& tx) -> Status {
+      for (auto& record : batch) {
+        record.status = "processed";
+        record.error.clear();
+        RETURN_IF_ERROR(tx.PutMessage(record));
+      }
+      return Status::Ok();
+    });
+    if (!st.ok())
+      log::Warn("hl7 {} messages applied; the receive log was not updated (it is at start): {}", batch.size(), st.ToString());
+  }
+
+  // After an applied message: flush when enough are waiting, when they have waited long
+  // enough, or when this applier has nothing more to do.
+  void MaybeFlushMarks(bool idle) {
+    bool due;
+    {
+      std::lock_guard lock(marks_mu);
+      due = !marks.empty() && (idle || marks.size() >= kMarksPerCommit ||
+                               std::chrono::steady_clock::now() - marks_flushed >= kMarksAtMost);
+    }
+    if (due) FlushMarks();
   }
 
   // The receive log follows the FHIR store (which already holds the mark).
@@ -200,8 +246,13 @@ struct Hl7Processor::Impl {
         if (work_cv[p].wait_for(lock, std::chrono::milliseconds(200 * (attempt + 1)), [&] { return stopping; })) return;
       }
       if (o == Outcome::kProcessed) {
-        std::lock_guard lock(mu);
-        ++processed;
+        bool idle;
+        {
+          std::lock_guard lock(mu);
+          ++processed;
+          idle = partitions[p].empty();
+        }
+        if (inbox != store) MaybeFlushMarks(idle);
       } else if (o == Outcome::kFailed) {
         log::Warn("hl7 sender={} control={} type={} could not be applied: {}", item.record.sender, item.record.control_id,
                   item.record.type, error);
@@ -271,6 +322,7 @@ void Hl7Processor::Stop() {
   s.space_cv.notify_all();
   for (auto& t : s.workers) t.join();
   s.workers.clear();
+  if (s.inbox != s.store) s.FlushMarks();
 }
 
 std::string Hl7Processor::Process(std::string_view raw, std::string_view authenticated_sender) {
@@ -393,6 +445,7 @@ StatusOr<ReplaySummary> Hl7Processor::Replay(int limit) {
     record.error = reason;
     RETURN_IF_ERROR(s.inbox->Write([&](store::WriteTransaction& tx) { return tx.PutMessage(record); }));
   }
+  if (s.inbox != s.store) s.FlushMarks();
   return sum;
 }
 

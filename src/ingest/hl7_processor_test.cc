@@ -171,6 +171,17 @@ TEST_F(ProcessorTest, WithItsOwnReceiveLogAMessageIsNeverAppliedTwice) {
     ASSERT_TRUE(p.Start().ok());
     EXPECT_EQ(Msa(p.Process(kAdt)), "AA");
     ASSERT_TRUE(p.WaitIdle(30));
+    // The receive log's "processed" marks are written in batches; once the appliers are
+    // idle every applied message is marked there too.
+    for (int i = 0; i < 40; ++i) {
+      std::string m = kAdt;
+      m.replace(m.find("CTRL-1"), 6, "BATCH-" + std::to_string(i));
+      m.replace(m.find("MR001"), 5, "MRB" + std::to_string(i));
+      ASSERT_EQ(Msa(p.Process(m)), "AA");
+    }
+    ASSERT_TRUE(p.WaitIdle(30));
+    EXPECT_EQ(inbox->Messages("queued", 100)->size(), 0u);
+    EXPECT_EQ(inbox->Messages("processed", 100)->size(), 41u);
   }
   EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-1"))->status, "processed");
   auto mark = store_->ReadMessage("330402-H01", "CTRL-1");
