@@ -843,6 +843,31 @@ class Service : public FhirService {
   RestResponse Bundle(const RestRequest& req);
   RestResponse Batch(const RestRequest& req, Json& bundle);
   RestResponse Transaction(const RestRequest& req, Json& bundle);
+  std::vector<RestResponse> HandleTransactions(const std::vector<RestRequest>& requests) override;
+
+  // A transaction in three steps, so that several can share one store write.
+  struct TxEntry {
+    size_t index = 0;
+    std::string method, type, id, full_url, if_none_exist;
+    std::vector<std::pair<std::string, std::string>> query;
+    int64_t if_match = 0;
+    JsonValue* resource = nullptr;
+    // results
+    int status = 0;
+    ResourceVersion stored;
+    bool has_body = false;
+  };
+  struct TxPlan {
+    const RestRequest* req = nullptr;
+    Json* bundle = nullptr;
+    std::vector<TxEntry> entries;
+    std::vector<TxEntry*> sorted;  // in FHIR processing order: DELETE, POST, PUT, GET
+    Micros now = 0;
+  };
+  // Checks the entries; a response when the bundle is refused before any write.
+  std::optional<RestResponse> PlanTransaction(const RestRequest& req, Json& bundle, TxPlan* plan);
+  Status ApplyTransaction(TxPlan& plan, WriteTransaction& tx);
+  RestResponse FinishTransaction(TxPlan& plan);
 
   store::Store* store_;
   FhirServiceOptions options_;
@@ -969,23 +994,65 @@ Status RewriteReferences(JsonValue& v, std::unordered_map<std::string, std::stri
 }
 
 RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
-  struct Entry {
-    size_t index = 0;
-    std::string method, type, id, full_url, if_none_exist;
-    std::vector<std::pair<std::string, std::string>> query;
-    int64_t if_match = 0;
-    JsonValue* resource = nullptr;
-    // results
-    int status = 0;
-    ResourceVersion stored;
-    bool has_body = false;
-  };
-  std::vector<Entry> entries;
+  TxPlan plan;
+  if (auto refused = PlanTransaction(req, bundle, &plan)) return std::move(*refused);
+  Status st = store_->Write([&](WriteTransaction& tx) { return ApplyTransaction(plan, tx); });
+  if (!st.ok()) return ErrorResponse(st);
+  return FinishTransaction(plan);
+}
+
+std::vector<RestResponse> Service::HandleTransactions(const std::vector<RestRequest>& requests) {
+  std::vector<RestResponse> out(requests.size());
+  std::vector<Json> docs(requests.size());
+  std::vector<TxPlan> plans(requests.size());
+  std::vector<size_t> planned;  // indexes of the requests that go into the shared write
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const RestRequest& req = requests[i];
+    if (req.method != "POST" || !SplitPath(req.path).empty()) {
+      out[i] = Handle(req);
+      continue;
+    }
+    if (auto st = CheckContentType(req); !st.ok()) {
+      out[i] = ErrorResponse(st);
+      continue;
+    }
+    std::vector<Issue> issues;
+    auto doc = ParseResource(req.body, "Bundle", &issues);
+    if (!doc.ok()) {
+      out[i] = issues.empty() ? ErrorResponse(doc.status()) : IssuesResponse(400, issues);
+      continue;
+    }
+    docs[i] = std::move(*doc);
+    if (StringMember(docs[i], "type") != "transaction") {
+      out[i] = Handle(req);
+      continue;
+    }
+    if (auto refused = PlanTransaction(req, docs[i], &plans[i])) {
+      out[i] = std::move(*refused);
+      continue;
+    }
+    planned.push_back(i);
+  }
+  std::vector<store::WriteFn> fns;
+  fns.reserve(planned.size());
+  for (size_t i : planned) fns.push_back([this, plan = &plans[i]](WriteTransaction& tx) { return ApplyTransaction(*plan, tx); });
+  std::vector<Status> written = store_->WriteEach(std::move(fns));
+  for (size_t k = 0; k < planned.size(); ++k) {
+    const size_t i = planned[k];
+    out[i] = written[k].ok() ? FinishTransaction(plans[i]) : ErrorResponse(written[k]);
+  }
+  return out;
+}
+
+std::optional<RestResponse> Service::PlanTransaction(const RestRequest& req, Json& bundle, TxPlan* plan) {
+  plan->req = &req;
+  plan->bundle = &bundle;
+  std::vector<TxEntry>& entries = plan->entries;
   const Definitions& defs = Definitions::R4();
   if (JsonValue* list = bundle.HasMember("entry") ? &bundle["entry"] : nullptr; list && list->IsArray()) {
     size_t i = 0;
     for (auto& e : list->GetArray()) {
-      Entry en;
+      TxEntry en;
       en.index = i;
       std::string where = "Bundle.entry[" + std::to_string(i) + "]";
       const JsonValue* request = Member(e, "request");
@@ -1023,17 +1090,26 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       ++i;
     }
   }
-  const Micros now = NowMicros();
+  plan->now = NowMicros();
   auto order = [](const std::string& m) { return m == "DELETE" ? 0 : m == "POST" ? 1 : m == "PUT" ? 2 : 3; };
-  std::vector<Entry*> sorted;
-  for (auto& e : entries) sorted.push_back(&e);
-  std::stable_sort(sorted.begin(), sorted.end(), [&](Entry* a, Entry* b) { return order(a->method) < order(b->method); });
-  auto& alloc = bundle.GetAllocator();
+  for (auto& e : entries) plan->sorted.push_back(&e);
+  std::stable_sort(plan->sorted.begin(), plan->sorted.end(),
+                   [&](TxEntry* a, TxEntry* b) { return order(a->method) < order(b->method); });
+  return std::nullopt;
+}
 
-  Status st = store_->Write([&](WriteTransaction& tx) -> Status {
+// Inside the store's write: resolves the identities, rewrites references and writes the
+// entries in FHIR order. Runs once per plan (a failed write is not retried here).
+Status Service::ApplyTransaction(TxPlan& plan, WriteTransaction& tx) {
+  const RestRequest& req = *plan.req;
+  const Definitions& defs = Definitions::R4();
+  const Micros now = plan.now;
+  const std::vector<TxEntry*>& sorted = plan.sorted;
+  auto& alloc = plan.bundle->GetAllocator();
+  {
     std::unordered_map<std::string, std::string> refs;
     // 1. Resolve identities: POST (new id or the conditional match) and PUT targets.
-    for (Entry* e : sorted) {
+    for (TxEntry* e : sorted) {
       std::string where = "Bundle.entry[" + std::to_string(e->index) + "]";
       if (e->method == "POST") {
         e->id.clear();
@@ -1076,7 +1152,7 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       return type + "/" + ids[0];
     };
     // 2. Apply in FHIR order.
-    for (Entry* e : sorted) {
+    for (TxEntry* e : sorted) {
       std::string where = "Bundle.entry[" + std::to_string(e->index) + "]";
       auto fail = [&](const Status& s) { return s.WithContext(where).WithLocation(s.location().empty() ? where : where + "." + s.location()); };
       if (e->method == "DELETE") {
@@ -1123,16 +1199,22 @@ RestResponse Service::Transaction(const RestRequest& req, Json& bundle) {
       e->has_body = true;
     }
     return req.in_transaction ? req.in_transaction(tx) : Status::Ok();
-  });
-  if (!st.ok()) return ErrorResponse(st);
-  for (const Entry& e : entries) {
+  }
+}
+
+// After the commit: the written resources are announced, and the response written.
+RestResponse Service::FinishTransaction(TxPlan& plan) {
+  const RestRequest& req = *plan.req;
+  const Micros now = plan.now;
+  const std::vector<TxEntry>& entries = plan.entries;
+  for (const TxEntry& e : entries) {
     if (e.method == "DELETE") Notify({e.type, e.id, 0, now, true, "DELETE", ""});
     else if (e.method == "PUT" || (e.method == "POST" && e.status == 201)) Notify(e.stored);  // not a conditional match
   }
 
   BundleWriter out("transaction-response");
   out.BeginEntries();
-  for (const Entry& e : entries) {
+  for (const TxEntry& e : entries) {
     auto& w = out.w();
     w.StartObject();
     if (e.has_body) {

@@ -304,6 +304,53 @@ TEST_F(ServiceTest, TransactionResolvesConditionalReferencesAndRunsTheHookAtomic
   EXPECT_EQ(Body(Call("GET", "Encounter", "", {{"subject", "Patient/" + pid}}))["entry"].Size(), 1u);
 }
 
+TEST_F(ServiceTest, TransactionsSharingOneWriteEachStandOrFallAlone) {
+  // What the HL7 appliers send: several transaction Bundles in one call. The second
+  // updates the Patient the first created (conditional update on its MRN), so it must see
+  // the first one's write; the third fails inside the store (a conditional reference that
+  // matches nothing) and must leave nothing, hook included; the fourth is no transaction.
+  auto tx = [](const std::string& name, const std::string& extra_entry = "") {
+    return std::string(R"({"resourceType":"Bundle","type":"transaction","entry":[
+      {"resource":{"resourceType":"Patient","identifier":[{"system":"http://rhip.health/id/mrn/1","value":"B1"}],
+       "name":[{"text":")") + name + R"("}]},"request":{"method":"PUT","url":"Patient?identifier=http://rhip.health/id/mrn/1|B1"}})" +
+           extra_entry + "]}";
+  };
+  std::vector<RestRequest> reqs(4);
+  std::vector<int> hook_calls(4, 0);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    reqs[i].method = "POST";
+    reqs[i].base_url = kBase;
+    reqs[i].in_transaction = [&, i](store::WriteTransaction& wtx) {
+      ++hook_calls[i];
+      return wtx.PutMessage({.sender = "S", .control_id = "M" + std::to_string(i), .type = "ADT^A08", .raw = "MSH",
+                             .status = "processed", .ack = "", .error = "", .attempts = 1});
+    };
+  }
+  reqs[0].body = tx("first");
+  reqs[1].body = tx("second");
+  reqs[2].body = tx("third", R"(,{"resource":{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},
+      "subject":{"reference":"Patient?identifier=http://rhip.health/id/mrn/1|NOPE"}},"request":{"method":"POST","url":"Encounter"}})");
+  reqs[3].body = R"({"resourceType":"Bundle","type":"collection"})";
+  auto resps = svc_->HandleTransactions(reqs);
+  ASSERT_EQ(resps.size(), 4u);
+  EXPECT_EQ(resps[0].status, 200) << resps[0].body;
+  EXPECT_EQ(resps[1].status, 200) << resps[1].body;
+  EXPECT_EQ(resps[2].status, 412) << resps[2].body;
+  EXPECT_NE(resps[2].body.find("matches no resource"), std::string::npos) << resps[2].body;
+  EXPECT_EQ(resps[3].status, 400) << "as Handle answers it: " << resps[3].body;
+  EXPECT_EQ(StringMember(Body(resps[0])["entry"][0]["response"], "status"), "201 Created");
+  EXPECT_EQ(StringMember(Body(resps[1])["entry"][0]["response"], "status"), "200 OK");
+  auto found = Body(Call("GET", "Patient", "", {{"identifier", "http://rhip.health/id/mrn/1|B1"}}));
+  ASSERT_EQ(found["entry"].Size(), 1u) << "one Patient: the second bundle saw the first";
+  EXPECT_EQ(StringMember(found["entry"][0]["resource"]["name"][0], "text"), "second");
+  EXPECT_EQ(StringMember(found["entry"][0]["resource"]["meta"], "versionId"), "2");
+  EXPECT_EQ(*store_->Count("Encounter"), 0);
+  EXPECT_TRUE(store_->ReadMessage("S", "M0")->has_value());
+  EXPECT_TRUE(store_->ReadMessage("S", "M1")->has_value());
+  EXPECT_FALSE(store_->ReadMessage("S", "M2")->has_value()) << "the failed bundle's hook is rolled back";
+  EXPECT_EQ(hook_calls[3], 0);
+}
+
 TEST_F(ServiceTest, BatchEntriesSucceedOrFailIndependently) {
   std::string batch = R"({"resourceType":"Bundle","type":"batch","entry":[
     {"resource":{"resourceType":"Patient","gender":"male"},"request":{"method":"POST","url":"Patient"}},

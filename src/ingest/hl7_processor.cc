@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -147,22 +148,25 @@ struct Hl7Processor::Impl {
 
   enum class Outcome { kProcessed, kFailed, kRetry };
 
-  // Applies one accepted message: its transaction and its "processed" mark commit together.
-  Outcome Apply(const store::InboundMessage& record, const std::string& bundle, std::string* error) {
+  // The request that applies one accepted message: its transaction, and its "processed"
+  // mark committed with the effects (in the FHIR store, without the raw bytes), so that
+  // after a crash a message marked there is not applied twice. `record` must outlive it.
+  fhir::RestRequest ApplyRequest(const store::InboundMessage& record, const std::string& bundle) {
     fhir::RestRequest req;
     req.method = "POST";
     req.body = bundle;
     req.base_url = "urn:rhip:hl7";
-    // The "applied" mark commits with the effects (in the FHIR store, without the raw
-    // bytes): after a crash, a message marked there is not applied twice.
-    req.in_transaction = [&](store::WriteTransaction& tx) {
+    req.in_transaction = [this, &record](store::WriteTransaction& tx) {
       store::InboundMessage done = record;
       done.status = "processed";
       done.error.clear();
       if (inbox != store) done.raw.clear();
       return tx.PutMessage(done);
     };
-    fhir::RestResponse resp = fhir->Handle(req);
+    return req;
+  }
+
+  Outcome Applied(const store::InboundMessage& record, const fhir::RestResponse& resp, std::string* error) {
     if (resp.status == 200) {
       if (inbox != store) {
         std::lock_guard lock(marks_mu);
@@ -174,11 +178,30 @@ struct Hl7Processor::Impl {
     return resp.status >= 500 ? Outcome::kRetry : Outcome::kFailed;
   }
 
+  // Applies one accepted message.
+  Outcome Apply(const store::InboundMessage& record, const std::string& bundle, std::string* error) {
+    return Applied(record, fhir->Handle(ApplyRequest(record, bundle)), error);
+  }
+
+  // Applies several accepted messages, each all-or-nothing on its own, in one store
+  // commit (FhirService::HandleTransactions).
+  std::vector<Outcome> ApplyAll(const std::vector<Item>& items, std::vector<std::string>* errors) {
+    std::vector<fhir::RestRequest> reqs;
+    reqs.reserve(items.size());
+    for (const Item& item : items) reqs.push_back(ApplyRequest(item.record, item.prepared.bundle));
+    std::vector<fhir::RestResponse> resps = fhir->HandleTransactions(reqs);
+    std::vector<Outcome> out;
+    errors->assign(items.size(), std::string());
+    for (size_t i = 0; i < items.size(); ++i) out.push_back(Applied(items[i].record, resps[i], &(*errors)[i]));
+    return out;
+  }
+
   // The receive log follows the FHIR store (which already holds the mark), in batches:
   // one receive-log commit per applied message competed with the receivers for that
   // store's writer. After a crash, a message the log still calls queued is found marked
   // in the FHIR store at start and not applied again (Start).
   static constexpr size_t kMarksPerCommit = 512;
+  static constexpr size_t kApplyBatch = 32;  // messages applied in one FHIR-store commit
   static constexpr auto kMarksAtMost = std::chrono::milliseconds(200);  // how far the log may lag
 
   void FlushMarks() {
@@ -228,39 +251,54 @@ struct Hl7Processor::Impl {
     // when input pauses. Only this thread's priority changes (Linux: per thread).
     if (options.applier_nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options.applier_nice);
     while (true) {
-      Item item;
+      // Up to kApplyBatch messages in one commit, at most one per patient: a message about
+      // a patient already in the batch waits for the next batch, so a retried message is
+      // never overtaken by a later one about the same patient.
+      std::vector<Item> batch;
       {
         std::unique_lock lock(mu);
         work_cv[p].wait(lock, [&] { return stopping || !partitions[p].empty(); });
         if (stopping) return;
-        item = std::move(partitions[p].front());
-        partitions[p].pop_front();
-      }
-      std::string error;
-      Outcome o = Outcome::kRetry;
-      for (int attempt = 0; attempt < 50; ++attempt) {
-        o = Apply(item.record, item.prepared.bundle, &error);
-        if (o != Outcome::kRetry) break;
-        log::Warn("hl7 sender={} control={} not applied yet ({}); retrying", item.record.sender, item.record.control_id, error);
-        std::unique_lock lock(mu);
-        if (work_cv[p].wait_for(lock, std::chrono::milliseconds(200 * (attempt + 1)), [&] { return stopping; })) return;
-      }
-      if (o == Outcome::kProcessed) {
-        bool idle;
-        {
-          std::lock_guard lock(mu);
-          ++processed;
-          idle = partitions[p].empty();
+        std::unordered_set<std::string> patients;
+        while (!partitions[p].empty() && batch.size() < kApplyBatch &&
+               patients.insert(partitions[p].front().prepared.patient_key).second) {
+          batch.push_back(std::move(partitions[p].front()));
+          partitions[p].pop_front();
         }
-        if (inbox != store) MaybeFlushMarks(idle);
-      } else if (o == Outcome::kFailed) {
-        log::Warn("hl7 sender={} control={} type={} could not be applied: {}", item.record.sender, item.record.control_id,
-                  item.record.type, error);
-        DeadLetter(item.record, error);
-      }  // kRetry after 50 attempts: it stays queued in the store and is tried after a restart
+      }
+      std::vector<std::string> errors;
+      std::vector<Outcome> outcomes = ApplyAll(batch, &errors);
+      int64_t done_ok = 0;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const store::InboundMessage& record = batch[i].record;
+        Outcome o = outcomes[i];
+        std::string& error = errors[i];
+        for (int attempt = 0; o == Outcome::kRetry && attempt < 50; ++attempt) {
+          log::Warn("hl7 sender={} control={} not applied yet ({}); retrying", record.sender, record.control_id, error);
+          {
+            std::unique_lock lock(mu);
+            if (work_cv[p].wait_for(lock, std::chrono::milliseconds(200 * (attempt + 1)), [&] { return stopping; })) return;
+          }
+          o = Apply(record, batch[i].prepared.bundle, &error);
+        }
+        if (o == Outcome::kProcessed) {
+          ++done_ok;
+        } else if (o == Outcome::kFailed) {
+          log::Warn("hl7 sender={} control={} type={} could not be applied: {}", record.sender, record.control_id,
+                    record.type, error);
+          DeadLetter(record, error);
+        }  // kRetry after 50 attempts: it stays queued in the store and is tried after a restart
+      }
+      bool idle;
       {
         std::lock_guard lock(mu);
-        --queued;
+        processed += done_ok;
+        idle = partitions[p].empty();
+      }
+      if (inbox != store) MaybeFlushMarks(idle);
+      {
+        std::lock_guard lock(mu);
+        queued -= static_cast<int64_t>(batch.size());
       }
       space_cv.notify_all();
       idle_cv.notify_all();

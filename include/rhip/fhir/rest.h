@@ -85,6 +85,11 @@ class FhirService {
 
   // Never throws; every failure becomes a RestResponse with an OperationOutcome.
   virtual RestResponse Handle(const RestRequest& request) = 0;
+  // Several requests, answered as Handle would answer each in turn. POSTed transaction
+  // Bundles among them share one store write (each still all-or-nothing on its own):
+  // one durable commit for many small transactions. Requests about the same resources
+  // are applied in the order given.
+  virtual std::vector<RestResponse> HandleTransactions(const std::vector<RestRequest>& requests) = 0;
 
  protected:
   FhirService() = default;

@@ -207,6 +207,11 @@ class Store {
   // Runs `fn` exactly once, atomically (all its writes or none), and returns when
   // durable. An error returned by `fn` rolls back its writes and is returned unchanged.
   virtual Status Write(WriteFn fn) = 0;
+  // Runs each function exactly once, in order, each atomically on its own (a failing one
+  // leaves nothing behind and does not undo the others), in as few commits as the backend
+  // allows; returns when all are durable, with each one's result. One commit for many
+  // small writes costs far less than one each (the HL7 appliers apply queued messages so).
+  virtual std::vector<Status> WriteEach(std::vector<WriteFn> fns) = 0;
 
   // The record of an inbound message; std::nullopt when it was never received.
   virtual StatusOr<std::optional<InboundMessage>> ReadMessage(std::string_view sender, std::string_view control_id) = 0;

@@ -1014,6 +1014,26 @@ class SqliteStore : public Store {
     return p.result;
   }
 
+  std::vector<Status> WriteEach(std::vector<WriteFn> fns) override {
+    std::vector<Pending> pending(fns.size());
+    for (size_t i = 0; i < fns.size(); ++i) pending[i].fn = &fns[i];
+    {
+      std::unique_lock lock(mu_);
+      if (closed_) return std::vector<Status>(fns.size(), Unavailable());
+      // Queued together, so the writer takes them into one group (up to kMaxGroup): each
+      // in its own savepoint, one commit for all.
+      for (Pending& p : pending) queue_.push_back(&p);
+      work_cv_.notify_one();
+    }
+    std::vector<Status> results;
+    results.reserve(pending.size());
+    for (Pending& p : pending) {
+      p.done.Wait();
+      results.push_back(std::move(p.result));
+    }
+    return results;
+  }
+
   StatusOr<std::optional<InboundMessage>> ReadMessage(std::string_view sender, std::string_view control_id) override {
     ReadConn c(this);
     if (!c) return Unavailable();

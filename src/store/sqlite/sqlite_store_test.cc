@@ -482,6 +482,38 @@ TEST(StoreMessages, InboundMessagesAreKeptByteForByteReplacedByKeyAndListedBySta
   EXPECT_FALSE(store.ReadMessage("330402-H01", "C3")->has_value());
 }
 
+TEST(StoreWriteEach, EachFunctionIsAtomicOnItsOwnAndSeesTheOnesBefore) {
+  auto s = OpenStore({.url = "sqlite::memory:"});
+  ASSERT_TRUE(s.ok());
+  Store& store = **s;
+  auto message = [](const std::string& id) {
+    return InboundMessage{.sender = "S", .control_id = id, .type = "ADT^A04", .received = 1, .raw = "MSH",
+                          .status = "queued", .ack = "A", .error = {}, .attempts = 1};
+  };
+  std::vector<WriteFn> fns;
+  fns.push_back([&](WriteTransaction& tx) { return tx.PutMessage(message("1")); });
+  fns.push_back([&](WriteTransaction& tx) -> Status {  // writes, then fails: its write is undone
+    RETURN_IF_ERROR(tx.PutMessage(message("2")));
+    return InvalidArgument("the second one fails");
+  });
+  fns.push_back([&](WriteTransaction& tx) -> Status {  // sees the first one's write, not the second's
+    ASSIGN_OR_RETURN(auto first, tx.AddMessage(message("1")));
+    ASSIGN_OR_RETURN(auto second, tx.AddMessage(message("2x")));
+    if (!first || second) return Internal("the third one saw the wrong writes");
+    return Status::Ok();
+  });
+  std::vector<Status> results = store.WriteEach(std::move(fns));
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok()) << results[0].ToString();
+  EXPECT_EQ(results[1].code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(results[1].message(), "the second one fails");
+  EXPECT_TRUE(results[2].ok()) << results[2].ToString();
+  EXPECT_TRUE(store.ReadMessage("S", "1")->has_value());
+  EXPECT_FALSE(store.ReadMessage("S", "2")->has_value());
+  EXPECT_TRUE(store.ReadMessage("S", "2x")->has_value());
+  EXPECT_TRUE(store.WriteEach({}).empty());
+}
+
 TEST(StoreMessages, AddMessageRecordsOnlyTheFirstCopyAndReturnsItsAck) {
   auto s = OpenStore({.url = "sqlite::memory:"});
   ASSERT_TRUE(s.ok());
