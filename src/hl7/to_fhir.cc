@@ -4,6 +4,8 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -12,7 +14,89 @@
 namespace rhip::hl7 {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+// Writes the Bundle's JSON text and builds the same document from the same calls, so
+// that the receiver validates what was mapped without parsing the text it has just
+// written (that parse was ~12 % of the receive path's CPU for ORU^R01). The subset of
+// rapidjson::Writer the mapping uses.
+class Writer {
+ public:
+  Writer(rapidjson::StringBuffer& buf, rapidjson::Document& doc) : text_(buf), doc_(doc) {}
+  bool StartObject() {
+    text_.StartObject();
+    open_.push_back(Add(rapidjson::Value(rapidjson::kObjectType)));
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType = 0) {
+    text_.EndObject();
+    open_.pop_back();
+    return true;
+  }
+  bool StartArray() {
+    text_.StartArray();
+    open_.push_back(Add(rapidjson::Value(rapidjson::kArrayType)));
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType = 0) {
+    text_.EndArray();
+    open_.pop_back();
+    return true;
+  }
+  bool Key(const char* k) { return Key(k, static_cast<rapidjson::SizeType>(std::strlen(k))); }
+  bool Key(const char* k, rapidjson::SizeType n) {
+    text_.Key(k, n);
+    key_.SetString(k, n, doc_.GetAllocator());
+    return true;
+  }
+  bool String(const char* v) { return String(v, static_cast<rapidjson::SizeType>(std::strlen(v))); }
+  bool String(const char* v, rapidjson::SizeType n) {
+    text_.String(v, n);
+    Add(rapidjson::Value(v, n, doc_.GetAllocator()));
+    return true;
+  }
+  bool Bool(bool b) {
+    text_.Bool(b);
+    Add(rapidjson::Value(b));
+    return true;
+  }
+  bool Int(int i) {
+    text_.Int(i);
+    Add(rapidjson::Value(i));
+    return true;
+  }
+  // A number written as given (decimals keep their digits in the text); the document
+  // holds it as the parser would have: an integer when it is one, else a double.
+  bool RawValue(const char* v, size_t n, rapidjson::Type type) {
+    text_.RawValue(v, n, type);
+    const std::string number(v, n);
+    char* end = nullptr;
+    errno = 0;
+    const long long i = std::strtoll(number.c_str(), &end, 10);
+    if (errno == 0 && end == number.c_str() + number.size()) Add(rapidjson::Value(static_cast<int64_t>(i)));
+    else Add(rapidjson::Value(std::strtod(number.c_str(), nullptr)));
+    return true;
+  }
+
+ private:
+  // Adds a value to the innermost open container (after its key, in an object). Pointers
+  // to the open containers stay valid: only the innermost one grows.
+  rapidjson::Value* Add(rapidjson::Value v) {
+    if (open_.empty()) {
+      static_cast<rapidjson::Value&>(doc_) = std::move(v);
+      return &doc_;
+    }
+    rapidjson::Value* top = open_.back();
+    if (top->IsArray()) {
+      top->PushBack(std::move(v), doc_.GetAllocator());
+      return &(*top)[top->Size() - 1];
+    }
+    top->AddMember(std::move(key_), std::move(v), doc_.GetAllocator());
+    return &(top->MemberEnd() - 1)->value;
+  }
+  rapidjson::Writer<rapidjson::StringBuffer> text_;
+  rapidjson::Document& doc_;
+  std::vector<rapidjson::Value*> open_;
+  rapidjson::Value key_;
+};
 
 constexpr std::string_view kIdCardSystem = "urn:oid:2.16.156.10011.1.3";
 constexpr std::string_view kHealthCardSystem = "urn:oid:2.16.156.10011.1.19";
@@ -130,7 +214,7 @@ Hl7Error Err(ErrorCode code, const char* segment, int sequence, int field, std::
 // Builds the transaction Bundle entry by entry.
 class BundleBuilder {
  public:
-  explicit BundleBuilder(const Message& m) : m_(m), w_(buf_) {
+  explicit BundleBuilder(const Message& m) : m_(m), w_(buf_, doc_) {
     w_.StartObject();
     Str(w_, "resourceType", "Bundle");
     Str(w_, "type", "transaction");
@@ -167,13 +251,14 @@ class BundleBuilder {
   Mapped Finish() {
     w_.EndArray();
     w_.EndObject();
-    return {std::string(buf_.GetString(), buf_.GetSize()), std::move(types_)};
+    return {std::string(buf_.GetString(), buf_.GetSize()), std::move(types_), std::move(doc_)};
   }
   std::string Urn() { return EntryUrn(m_, next_++); }
 
  private:
   const Message& m_;
   rapidjson::StringBuffer buf_;
+  rapidjson::Document doc_;
   Writer w_;
   std::vector<std::string> types_;
   int next_ = 0;

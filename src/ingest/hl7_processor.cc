@@ -68,12 +68,7 @@ std::optional<Prepared> Prepare(std::string_view raw, hl7::Hl7Error* error) {
   if (!message) return std::nullopt;
   auto mapped = hl7::MapToFhir(*message, error);
   if (!mapped) return std::nullopt;
-  auto doc = fhir::ParseJson(mapped->bundle);
-  if (!doc.ok()) {
-    error->text = "internal: the mapped bundle is not JSON: " + doc.status().message();
-    return std::nullopt;
-  }
-  const auto& entries = (*doc)["entry"];
+  const auto& entries = mapped->doc["entry"];
   for (rapidjson::SizeType i = 0; i < entries.Size(); ++i) {
     auto issues = fhir::ValidateResource(entries[i]["resource"]);
     for (const auto& issue : issues) {

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <rapidjson/document.h>
+
 #include "rhip/hl7/message.h"
 
 namespace rhip::hl7 {
@@ -27,6 +29,7 @@ namespace rhip::hl7 {
 struct Mapped {
   std::string bundle;              // a FHIR transaction Bundle, JSON
   std::vector<std::string> types;  // resource type of each entry, in order
+  rapidjson::Document doc;         // the same Bundle as a document (no need to parse `bundle`)
 };
 
 // nullopt with `error` set (segment, field, HL7 table 0357 code) when the
