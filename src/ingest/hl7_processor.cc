@@ -108,6 +108,7 @@ struct Hl7Processor::Impl {
   int64_t processed = 0, failed = 0;
   bool stopping = false;
   std::vector<std::thread> workers;
+  std::atomic<Micros> last_received{0};  // when a receiver last accepted a message
   // Applied messages whose receive-log record still says queued (FlushMarks).
   std::mutex marks_mu;
   std::vector<store::InboundMessage> marks;  // GUARDED_BY(marks_mu)
@@ -239,6 +240,19 @@ struct Hl7Processor::Impl {
     if (!st.ok()) log::Warn("hl7 control={} applied; the receive log was not updated: {}", record.control_id, st.ToString());
   }
 
+  // Called by the receivers for every message they accept.
+  void Received() { last_received.store(NowMicros(), std::memory_order_relaxed); }
+
+  // The applier's rest after a batch while messages keep arriving (options.applier_rest).
+  void Rest(size_t p, std::chrono::steady_clock::duration batch_took) {
+    if (options.applier_rest <= 0) return;
+    if (NowMicros() - last_received.load(std::memory_order_relaxed) > 100 * 1000) return;  // input paused
+    std::unique_lock lock(mu);
+    if (queued * 2 >= options.max_queued) return;  // the backlog comes first now
+    const auto rest = std::chrono::duration_cast<std::chrono::microseconds>(batch_took * options.applier_rest);
+    work_cv[p].wait_for(lock, rest, [&] { return stopping; });
+  }
+
   void Worker(size_t p) {
     pthread_setname_np(pthread_self(), "rhip-hl7-apply");
     // Receiving comes first: an accepted message is already safe in the receive log, so
@@ -262,7 +276,9 @@ struct Hl7Processor::Impl {
         }
       }
       std::vector<std::string> errors;
+      const auto batch_start = std::chrono::steady_clock::now();
       std::vector<Outcome> outcomes = ApplyAll(batch, &errors);
+      const auto batch_took = std::chrono::steady_clock::now() - batch_start;
       int64_t done_ok = 0;
       for (size_t i = 0; i < batch.size(); ++i) {
         const store::InboundMessage& record = batch[i].record;
@@ -297,6 +313,7 @@ struct Hl7Processor::Impl {
       }
       space_cv.notify_all();
       idle_cv.notify_all();
+      Rest(p, batch_took);
     }
   }
 };
@@ -448,6 +465,7 @@ std::string Hl7Processor::Process(std::string_view raw, std::string_view authent
     return hl7::BuildAck(h, hl7::AckCode::kError, &internal, s.NextControlId(), now);
   }
   std::string ack = record.ack;
+  s.Received();
   s.Enqueue({std::move(record), std::move(*prepared)});
   return ack;
 }

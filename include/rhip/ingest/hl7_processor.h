@@ -47,6 +47,11 @@ struct Hl7ProcessorOptions {
   int appliers = 4;            // messages applied at once (different patients)
   int64_t max_queued = 50000;  // accepted but not yet applied, held in memory
   int applier_nice = 10;       // the appliers' thread priority (nice): receiving comes first
+  // While messages keep arriving (and the queue is under half full), an applier rests after
+  // each batch for this fraction of the time the batch took: receiving (the senders wait
+  // for their ACKs) comes first, and the queue absorbs the burst. Nice alone does not do
+  // it: most of an applier's work runs on the FHIR store's writer thread. 0: never rest.
+  double applier_rest = 1.0;
 };
 
 struct Hl7Stats {
