@@ -303,11 +303,20 @@ Status Guard::OnDisclose(store::ResourceVersion& v) {
   const bool compartment = IsCompartmentType(v.type);
   std::vector<std::string> patients;
   std::optional<fhir::Json> doc;
-  if (compartment) {
+  auto parse = [&]() -> Status {
+    if (doc) return Status::Ok();
     auto parsed = fhir::ParseJson(v.json);
     if (!parsed.ok()) return Status(StatusCode::kInternal, "stored " + v.type + "/" + v.id + " is not JSON");
-    patients = fhir::PatientCompartmentOf(*parsed, v.type);
     doc = std::move(*parsed);
+    return Status::Ok();
+  };
+  if (compartment) {
+    if (v.compartment) {  // the store read them from its index with the resource
+      patients = *v.compartment;
+    } else {
+      RETURN_IF_ERROR(parse());
+      patients = fhir::PatientCompartmentOf(*doc, v.type);
+    }
   }
   TargetFacts f = PatientFacts(v.type, patients);
   Decision d = Decide(principal_, Action::kRead, f);
@@ -319,7 +328,8 @@ Status Guard::OnDisclose(store::ResourceVersion& v) {
   for (const auto& p : patients)
     if (record_.patients.size() < kMaxAuditedPatients) record_.patients.insert(p);
   if (d.break_glass) record_.break_glass = true;
-  if (d.effect == Effect::kAllowRedacted && doc) {
+  if (d.effect == Effect::kAllowRedacted && compartment) {
+    RETURN_IF_ERROR(parse());
     Deidentify(*doc);
     v.json = fhir::WriteJson(*doc);
     record_.redacted = true;

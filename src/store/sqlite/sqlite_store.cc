@@ -363,7 +363,7 @@ std::string Ref(std::string_view type, std::string_view id) {
 // Reads that both the read pool and the write transaction perform.
 StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string_view id) {
   ASSIGN_OR_RETURN(Stmt * s, db.Prepare(
-      "SELECT type, id, version, last_updated, deleted, json FROM resource WHERE type = ? AND id = ?"));
+      "SELECT type, id, version, last_updated, deleted, json, manifest FROM resource WHERE type = ? AND id = ?"));
   s->BindStatic(1, type);
   s->BindStatic(2, id);
   Status st;
@@ -372,6 +372,16 @@ StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string
     return NotFound("resource " + Ref(type, id) + " is not known");
   }
   ResourceVersion v = RowToVersion(s, 0);
+  // The compartment, from the index manifest on the same row (no JSON parse for it).
+  thread_local std::vector<IndexEntry> entries;
+  entries.clear();
+  const std::string manifest = s->Blob(6);
+  if (!v.deleted && DecodeManifest(manifest, &entries)) {
+    std::vector<std::string> patients;
+    for (const IndexEntry& e : entries)
+      if (e.table == IndexTable::kCompartment) patients.emplace_back(e.s1);
+    v.compartment = std::move(patients);
+  }
   s->Reset();
   if (v.deleted) return Status(StatusCode::kGone, "resource " + Ref(type, id) + " was deleted");
   return v;

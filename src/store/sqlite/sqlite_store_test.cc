@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <thread>
 
@@ -107,6 +109,34 @@ TEST_P(StoreTest, PutThenReadReturnsTheStoredJson) {
   EXPECT_EQ(r->version, 1);
   EXPECT_NE(r->json.find("\"p1\""), std::string::npos);
   EXPECT_EQ(store_->Read("Patient", "nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, ReadCarriesTheCompartmentFromTheIndexAndAVersionReadDoesNot) {
+  PutRequest shared = Observation("oc", "pa", 100, 5);
+  shared.index.compartment_patients.push_back("pb");  // e.g. subject and performer
+  ASSERT_TRUE(Put(shared).ok());
+  auto v = store_->Read("Observation", "oc");
+  ASSERT_TRUE(v.ok());
+  ASSERT_TRUE(v->compartment.has_value());
+  std::vector<std::string> got = *v->compartment;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"pa", "pb"}));
+  // Not in any compartment: known, and empty.
+  PutRequest alone = Observation("on", "px", 100, 5);
+  alone.index.compartment_patients.clear();
+  ASSERT_TRUE(Put(alone).ok());
+  auto none = store_->Read("Observation", "on");
+  ASSERT_TRUE(none->compartment.has_value());
+  EXPECT_TRUE(none->compartment->empty());
+  // An update moves it: the compartment of the current version.
+  PutRequest moved = Observation("oc", "pc", 200, 6);
+  moved.version = 2;
+  ASSERT_TRUE(Put(moved).ok());
+  EXPECT_EQ(*store_->Read("Observation", "oc")->compartment, (std::vector<std::string>{"pc"}));
+  // An older version: the store does not know its compartment (the index is the current one's).
+  auto old = store_->ReadVersion("Observation", "oc", 1);
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->compartment.has_value());
 }
 
 TEST_P(StoreTest, WrongVersionIsAConflictAndWritesNothing) {
