@@ -8,6 +8,7 @@
 #   bash bench/hl7.sh                                  # region of bench/import.sh, 20,000 ADT
 #   FILE=/tmp/hreg/hl7v2/oru.hl7 RUNS=3 bash bench/hl7.sh
 #   RATE=5000 bash bench/hl7.sh                       # paced: the ACK p99 at 5,000 msgs/s
+#   FILE="$R/hl7v2/adt.hl7 $R/hl7v2/oru.hl7" LIMIT=63909 bash bench/hl7.sh  # a stream longer than the queue
 #   BINS="/tmp/rhip.old build/rhip" bash bench/hl7.sh # A/B, binaries alternated
 #   EXTRA="--hl7-appliers 8" bash bench/hl7.sh        # more flags for rhip serve
 set -euo pipefail
@@ -17,7 +18,7 @@ FILE=${FILE:-$REGION/hl7v2/adt.hl7}
 LIMIT=${LIMIT:-20000}; CONN=${CONN:-8}; RUNS=${RUNS:-1}; RATE=${RATE:-}
 BINS=${BINS:-build/rhip}; WORK=${WORK:-/tmp/rhip-bench-hl7}
 PORT=${PORT:-18095}; MLLP=${MLLP:-12595}
-if [ ! -f "$FILE" ]; then
+if [ ! -f "${FILE%% *}" ]; then
   echo "no $FILE: generating the region (rhip gen --residents 10000 --years 3 --seed 3)" >&2
   "${BINS%% *}" gen --residents 10000 --years 3 --seed 3 --out "$REGION"
 fi
@@ -35,7 +36,7 @@ for _ in $(seq "$RUNS"); do
     for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
     threads $PID >"$WORK/t0"
     out=$("$BIN" hl7 send --to "127.0.0.1:$MLLP" --connections "$CONN" --quiet --limit "$LIMIT" \
-      ${RATE:+--rate "$RATE"} "$FILE")
+      ${RATE:+--rate "$RATE"} $FILE)
     threads $PID >"$WORK/t1"
     t_acked=$(date +%s.%N)
     sent=$(grep -oE '^sent [0-9]+' <<<"$out" | awk '{print $2}')
