@@ -425,6 +425,20 @@ class SqliteStore;
 constexpr const char* kMessageSelect =
     "SELECT sender, control_id, type, received, raw, status, ack, error, attempts FROM inbound_message";
 
+// The nine values of an INSERT INTO inbound_message (sender, control_id, type, received,
+// raw, status, ack, error, attempts).
+void BindMessage(Stmt* s, const InboundMessage& m) {
+    s->BindStatic(1, m.sender);
+    s->BindStatic(2, m.control_id);
+    s->BindStatic(3, m.type);
+    s->Bind(4, m.received);
+    s->BindBlob(5, m.raw);
+    s->BindStatic(6, m.status);
+    s->BindBlob(7, m.ack);
+    s->BindStatic(8, m.error);
+    s->Bind(9, static_cast<int64_t>(m.attempts));
+}
+
 InboundMessage RowToMessage(Stmt* s) {
   InboundMessage m;
   m.sender = s->Text(0);
@@ -678,15 +692,7 @@ class Tx : public WriteTransaction {
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO UPDATE SET type = excluded.type, "
         "received = excluded.received, raw = excluded.raw, status = excluded.status, ack = excluded.ack, "
         "error = excluded.error, attempts = excluded.attempts"));
-    s->BindStatic(1, m.sender);
-    s->BindStatic(2, m.control_id);
-    s->BindStatic(3, m.type);
-    s->Bind(4, m.received);
-    s->BindBlob(5, m.raw);
-    s->BindStatic(6, m.status);
-    s->BindBlob(7, m.ack);
-    s->BindStatic(8, m.error);
-    s->Bind(9, static_cast<int64_t>(m.attempts));
+    BindMessage(s, m);
     return s->Run();
   }
 
@@ -694,15 +700,7 @@ class Tx : public WriteTransaction {
     ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(
         "INSERT INTO inbound_message (sender, control_id, type, received, raw, status, ack, error, attempts) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO NOTHING RETURNING 1"));
-    s->BindStatic(1, m.sender);
-    s->BindStatic(2, m.control_id);
-    s->BindStatic(3, m.type);
-    s->Bind(4, m.received);
-    s->BindBlob(5, m.raw);
-    s->BindStatic(6, m.status);
-    s->BindBlob(7, m.ack);
-    s->BindStatic(8, m.error);
-    s->Bind(9, static_cast<int64_t>(m.attempts));
+    BindMessage(s, m);
     Status st;
     const bool inserted = s->Step(&st);  // RETURNING: the insert is done by the first step
     s->Reset();
