@@ -182,6 +182,11 @@ TEST_F(ProcessorTest, WithItsOwnReceiveLogAMessageIsNeverAppliedTwice) {
     ASSERT_TRUE(p.WaitIdle(30));
     EXPECT_EQ(inbox->Messages("queued", 100)->size(), 0u);
     EXPECT_EQ(inbox->Messages("processed", 100)->size(), 41u);
+    // The marks change the outcome only: the raw bytes and the ACK stay in the receive log.
+    auto kept = inbox->ReadMessage("330402-H01", "BATCH-7");
+    ASSERT_TRUE(kept.ok() && kept->has_value());
+    EXPECT_NE((*kept)->raw.find("MRB7"), std::string::npos);
+    EXPECT_EQ(Msa((*kept)->ack), "AA");
   }
   EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-1"))->status, "processed");
   auto mark = store_->ReadMessage("330402-H01", "CTRL-1");
@@ -242,6 +247,43 @@ TEST_F(ProcessorTest, CopiesOfOneMessageArrivingAtOnceAreRecordedAndAppliedOnce)
   std::string changed = kAdt;
   changed.replace(changed.find("||19800101|"), 11, "||19801340|");
   EXPECT_EQ(processor_->Process(changed), acks[0]);
+}
+
+TEST_F(ProcessorTest, WithItsOwnReceiveLogADeadLetterKeepsItsRawBytesForTheReplay) {
+  // The queue does not hold the raw bytes when the receive log is a store of its own; a
+  // message refused when applied must still be replayable from the log.
+  processor_->Stop();
+  auto opened = store::OpenStore({.url = "sqlite::memory:", .read_connections = 2});
+  ASSERT_TRUE(opened.ok());
+  std::unique_ptr<store::Store> inbox = std::move(*opened);
+  for (const char* id : {"dup-a", "dup-b"}) {  // two Patients share the MRN: the update cannot choose
+    fhir::RestRequest put;
+    put.method = "PUT";
+    put.path = std::string("Patient/") + id;
+    put.base_url = "http://x/fhir";
+    put.body = std::string(R"({"resourceType":"Patient","id":")") + id +
+               R"(","identifier":[{"system":"http://rhip.health/id/mrn/330402-H01","value":"MR001"}]})";
+    ASSERT_EQ(fhir_->Handle(put).status, 201);
+  }
+  Hl7Processor p(store_.get(), fhir_.get(), {}, inbox.get());
+  ASSERT_TRUE(p.Start().ok());
+  EXPECT_EQ(Msa(p.Process(kAdt)), "AA");
+  ASSERT_TRUE(p.WaitIdle(30));
+  auto dead = inbox->ReadMessage("330402-H01", "CTRL-1");
+  ASSERT_TRUE(dead.ok() && dead->has_value());
+  EXPECT_EQ((*dead)->status, "failed");
+  EXPECT_EQ((*dead)->raw, kAdt) << "the dead letter keeps the bytes as received";
+  fhir::RestRequest del;
+  del.method = "DELETE";
+  del.path = "Patient/dup-b";
+  del.base_url = "http://x/fhir";
+  ASSERT_LT(fhir_->Handle(del).status, 300);
+  auto replay = p.Replay(10);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->processed, 1);
+  EXPECT_EQ((*inbox->ReadMessage("330402-H01", "CTRL-1"))->status, "processed");
+  EXPECT_EQ(std::string(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001")["entry"][0]
+                            ["resource"]["name"][0]["text"].GetString()), "张伟");
 }
 
 TEST_F(ProcessorTest, MessagesAboutOnePatientAreAppliedInOrder) {

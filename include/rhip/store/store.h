@@ -169,6 +169,10 @@ class WriteTransaction {
   // found by the unique key the insert checks anyway (no read before the write, and two
   // copies arriving at once on two connections get one record).
   virtual StatusOr<std::optional<std::string>> AddMessage(const InboundMessage& message) = 0;
+  // Sets the status, error and attempts of the recorded message of this sender and control
+  // id, keeping its raw bytes and ACK (kNotFound when there is none): its holder need not
+  // keep the raw bytes to record an outcome.
+  virtual Status SetMessageStatus(const InboundMessage& message) = 0;
   // Appends one line to the EMPI's trail of person changes.
   virtual Status AppendPersonChange(const PersonChange& change) = 0;
   // Inserts a review (id 0; returns the new id) or replaces the one with its id.

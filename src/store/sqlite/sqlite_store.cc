@@ -717,6 +717,20 @@ class Tx : public WriteTransaction {
     return ack;
   }
 
+  Status SetMessageStatus(const InboundMessage& m) override {
+    ASSIGN_OR_RETURN(Stmt * s, db_->Prepare(
+        "UPDATE inbound_message SET status = ?, error = ?, attempts = ? WHERE sender = ? AND control_id = ?"));
+    s->BindStatic(1, m.status);
+    s->BindStatic(2, m.error);
+    s->Bind(3, static_cast<int64_t>(m.attempts));
+    s->BindStatic(4, m.sender);
+    s->BindStatic(5, m.control_id);
+    RETURN_IF_ERROR(s->Run());
+    if (sqlite3_changes(db_->raw()) == 0)
+      return NotFound("no inbound message " + m.sender + "/" + m.control_id + " is recorded");
+    return Status::Ok();
+  }
+
   Status AppendPersonChange(const PersonChange& change) override { return sqlite::AppendPersonChange(*db_, change); }
   StatusOr<int64_t> PutReview(const MatchReview& review) override { return sqlite::PutReview(*db_, review); }
 

@@ -584,6 +584,19 @@ TEST(StoreMessages, AddMessageRecordsOnlyTheFirstCopyAndReturnsItsAck) {
                       return InvalidArgument("later step failed");
                     }).ok());
   EXPECT_FALSE(store.ReadMessage("330402-H02", "C2")->has_value());
+  // An outcome without the raw bytes: only status, error and attempts change.
+  InboundMessage outcome{.sender = "330402-H01", .control_id = "C1", .type = {}, .received = 0, .raw = {},
+                         .status = "failed", .ack = {}, .error = "refused when applied", .attempts = 3};
+  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) { return tx.SetMessageStatus(outcome); }).ok());
+  auto after = store.ReadMessage("330402-H01", "C1");
+  EXPECT_EQ((*after)->status, "failed");
+  EXPECT_EQ((*after)->error, "refused when applied");
+  EXPECT_EQ((*after)->attempts, 3);
+  EXPECT_EQ((*after)->raw, "MSH|first");
+  EXPECT_EQ((*after)->ack, "ACK-1");
+  EXPECT_EQ((*after)->type, "ADT^A04");
+  outcome.control_id = "never";
+  EXPECT_EQ(store.Write([&](WriteTransaction& tx) { return tx.SetMessageStatus(outcome); }).code(), StatusCode::kNotFound);
 }
 
 }  // namespace
