@@ -25,7 +25,7 @@ void AddPlatformFlags(CLI::App& sub, PlatformFlags& f) {
   sub.add_option("--mllp-port", f.mllp_port, "also take HL7 v2 messages over MLLP on this port (0 = any free port)")
       ->check(CLI::Range(0, 65535));
   sub.add_option("--hl7-appliers", f.hl7_appliers,
-                 "HL7 messages applied to the store at once, in the background (more: faster catch-up, slower ACKs)")
+                 "background threads applying accepted HL7 messages, each up to 32 per store commit (more: faster catch-up, slower ACKs)")
       ->check(CLI::Range(1, 64));
   sub.add_option("--rate-limit", f.rate_limit, "requests per second per client (token subject), bursts of twice that; 0 = none")
       ->check(CLI::Range(0.0, 1e7));

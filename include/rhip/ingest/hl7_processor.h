@@ -44,7 +44,7 @@
 namespace rhip::ingest {
 
 struct Hl7ProcessorOptions {
-  int appliers = 4;            // messages applied at once (different patients)
+  int appliers = 4;            // applier threads (one per partition of sender + MRN), each up to 32 messages per commit
   int64_t max_queued = 50000;  // accepted but not yet applied, held in memory
   int applier_nice = 10;       // the appliers' thread priority (nice): receiving comes first
   // While messages keep arriving (and the queue is under half full), an applier rests after
