@@ -49,6 +49,18 @@ class ProcessorTest : public ::testing::Test {
     EXPECT_TRUE(doc.ok());
     return std::move(*doc);
   }
+  // Patient/dup-a and Patient/dup-b, both filed under kAdt's MRN.
+  void TwoPatientsShareTheMrn() {
+    for (const char* id : {"dup-a", "dup-b"}) {
+      fhir::RestRequest put;
+      put.method = "PUT";
+      put.path = std::string("Patient/") + id;
+      put.base_url = "http://x/fhir";
+      put.body = std::string(R"({"resourceType":"Patient","id":")") + id +
+                 R"(","identifier":[{"system":"http://rhip.health/id/mrn/330402-H01","value":"MR001"}]})";
+      ASSERT_EQ(fhir_->Handle(put).status, 201);
+    }
+  }
   static std::string Msa(const std::string& ack) {
     size_t p = ack.find("\rMSA|");
     return p == std::string::npos ? "" : ack.substr(p + 5, 2);
@@ -108,15 +120,7 @@ TEST_F(ProcessorTest, BadMessagesAreDeadLettersWithTheirReasonAndReplayWorksOnce
   // A message the store refuses for a reason that can be fixed: two Patients already
   // share the MRN, so the conditional update cannot choose. A steward removes the
   // duplicate; the replay then succeeds.
-  for (const char* id : {"dup-a", "dup-b"}) {
-    fhir::RestRequest put;
-    put.method = "PUT";
-    put.path = std::string("Patient/") + id;
-    put.base_url = "http://x/fhir";
-    put.body = std::string(R"({"resourceType":"Patient","id":")") + id +
-               R"(","identifier":[{"system":"http://rhip.health/id/mrn/330402-H01","value":"MR001"}]})";
-    ASSERT_EQ(fhir_->Handle(put).status, 201);
-  }
+  ASSERT_NO_FATAL_FAILURE(TwoPatientsShareTheMrn());
   std::string good = kAdt;
   good.replace(good.find("CTRL-1"), 6, "CTRL-3");
   // Accepted (it is a valid message), then refused by the store when applied: a dead letter.
@@ -256,15 +260,7 @@ TEST_F(ProcessorTest, WithItsOwnReceiveLogADeadLetterKeepsItsRawBytesForTheRepla
   auto opened = store::OpenStore({.url = "sqlite::memory:", .read_connections = 2});
   ASSERT_TRUE(opened.ok());
   std::unique_ptr<store::Store> inbox = std::move(*opened);
-  for (const char* id : {"dup-a", "dup-b"}) {  // two Patients share the MRN: the update cannot choose
-    fhir::RestRequest put;
-    put.method = "PUT";
-    put.path = std::string("Patient/") + id;
-    put.base_url = "http://x/fhir";
-    put.body = std::string(R"({"resourceType":"Patient","id":")") + id +
-               R"(","identifier":[{"system":"http://rhip.health/id/mrn/330402-H01","value":"MR001"}]})";
-    ASSERT_EQ(fhir_->Handle(put).status, 201);
-  }
+  ASSERT_NO_FATAL_FAILURE(TwoPatientsShareTheMrn());  // the conditional update cannot choose
   Hl7Processor p(store_.get(), fhir_.get(), {}, inbox.get());
   ASSERT_TRUE(p.Start().ok());
   EXPECT_EQ(Msa(p.Process(kAdt)), "AA");
