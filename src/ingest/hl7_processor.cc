@@ -9,9 +9,6 @@
 #include <mutex>
 #include <thread>
 #include <unordered_set>
-
-#include <sys/resource.h>
-#include <unistd.h>
 #include <vector>
 
 #include "rhip/core/log.h"
@@ -138,6 +135,9 @@ struct Hl7Processor::Impl {
   }
 
   void Enqueue(Item item) {
+    // With a receive log of its own, the raw bytes stay there: the queue holds the Bundle
+    // (a full queue of ORU^R01 messages is smaller, and has fewer pages to fault in).
+    if (inbox != store) std::string().swap(item.record.raw);
     const size_t p = Fnv1a(item.prepared.patient_key) % partitions.size();
     std::lock_guard lock(mu);
     partitions[p].push_back(std::move(item));
@@ -234,14 +234,6 @@ struct Hl7Processor::Impl {
     if (due) FlushMarks();
   }
 
-  // The receive log follows the FHIR store (which already holds the mark).
-  void MarkProcessed(store::InboundMessage record) {
-    record.status = "processed";
-    record.error.clear();
-    Status st = inbox->Write([&](store::WriteTransaction& tx) { return tx.SetMessageStatus(record); });
-    if (!st.ok()) log::Warn("hl7 control={} applied; the receive log was not updated: {}", record.control_id, st.ToString());
-  }
-
   // Called by the receivers for every message they accept.
   void Received() { last_received.store(NowMicros(), std::memory_order_relaxed); }
 
@@ -257,10 +249,6 @@ struct Hl7Processor::Impl {
 
   void Worker(size_t p) {
     pthread_setname_np(pthread_self(), "rhip-hl7-apply");
-    // Receiving comes first: an accepted message is already safe in the receive log, so
-    // the appliers take the cores the receivers (and HTTP requests) leave, and catch up
-    // when input pauses. Only this thread's priority changes (Linux: per thread).
-    if (options.applier_nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options.applier_nice);
     while (true) {
       // Up to kApplyBatch messages in one commit, at most one per patient: a message about
       // a patient already in the batch waits for the next batch, so a retried message is
@@ -342,7 +330,8 @@ Status Hl7Processor::Start() {
     if (s.inbox != s.store) {  // applied just before the crash: only the receive log is behind
       auto applied = s.store->ReadMessage(record.sender, record.control_id);
       if (applied.ok() && applied->has_value() && (*applied)->status == "processed") {
-        s.MarkProcessed(record);
+        std::lock_guard lock(s.marks_mu);
+        s.marks.push_back(std::move(record));
         continue;
       }
     }
@@ -359,6 +348,7 @@ Status Hl7Processor::Start() {
     s.Enqueue({std::move(record), std::move(*prepared)});
     ++requeued;
   }
+  if (s.inbox != s.store) s.FlushMarks();  // the log catches up, in one commit
   if (requeued > 0) log::Info("hl7 {} accepted messages queued again after a restart", requeued);
   for (size_t p = 0; p < s.partitions.size(); ++p) s.workers.emplace_back([&s, p] { s.Worker(p); });
   return Status::Ok();
@@ -401,11 +391,12 @@ std::string Hl7Processor::Process(std::string_view raw, std::string_view authent
                                .received = NowMicros(), .raw = std::string(raw), .status = "queued",
                                .ack = {}, .error = {}, .attempts = 1};
   // Records `record` unless its key is held: std::nullopt when recorded now, else the ACK
-  // recorded before (empty when it could not be recorded: *st says why).
+  // recorded before (nullopt too when it could not be recorded: *st says why). Only for a
+  // keyable message: hl7::Parse refuses one without MSH-4 or MSH-10, so every accepted
+  // message is keyable.
   auto add = [&](Status* st) -> std::optional<std::string> {
     std::optional<std::string> earlier;
     *st = s.inbox->Write([&](store::WriteTransaction& tx) -> Status {
-      if (!keyable) return tx.PutMessage(record);
       ASSIGN_OR_RETURN(earlier, tx.AddMessage(record));
       if (earlier && earlier->empty()) {  // held without an ACK (an older record): this one replaces it
         earlier.reset();
@@ -468,9 +459,6 @@ std::string Hl7Processor::Process(std::string_view raw, std::string_view authent
   }
   std::string ack = record.ack;
   s.Received();
-  // With a receive log of its own, the raw bytes stay there: the queue holds the Bundle only
-  // (a full queue of ORU^R01 messages is ~20 % smaller, and has fewer pages to fault in).
-  if (s.inbox != s.store) std::string().swap(record.raw);
   s.Enqueue({std::move(record), std::move(*prepared)});
   return ack;
 }

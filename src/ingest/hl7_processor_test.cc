@@ -282,6 +282,23 @@ TEST_F(ProcessorTest, WithItsOwnReceiveLogADeadLetterKeepsItsRawBytesForTheRepla
                             ["resource"]["name"][0]["text"].GetString()), "张伟");
 }
 
+TEST_F(ProcessorTest, ARecordHeldWithoutAnAckIsReplacedByTheMessageReceivedNow) {
+  // A record without an ACK (written before ACKs were recorded) cannot answer a re-send:
+  // the message is taken as new, and its record replaced.
+  ASSERT_TRUE(store_->Write([](store::WriteTransaction& tx) {
+                      return tx.PutMessage({.sender = "330402-H01", .control_id = "CTRL-1", .type = "ADT^A04",
+                                            .received = 1, .raw = "MSH|old", .status = "failed", .ack = "",
+                                            .error = "old", .attempts = 1});
+                    }).ok());
+  const std::string ack = ProcessAndApply(kAdt);
+  EXPECT_EQ(Msa(ack), "AA") << ack;
+  auto record = store_->ReadMessage("330402-H01", "CTRL-1");
+  EXPECT_EQ((*record)->ack, ack);
+  EXPECT_EQ((*record)->raw, kAdt);
+  EXPECT_EQ((*record)->status, "processed");
+  EXPECT_EQ(Search("Patient", "identifier", "http://rhip.health/id/mrn/330402-H01|MR001")["total"].GetInt(), 1);
+}
+
 TEST_F(ProcessorTest, MessagesAboutOnePatientAreAppliedInOrder) {
   // Registration, then five updates of the phone: the last one wins.
   std::string last;

@@ -46,11 +46,11 @@ namespace rhip::ingest {
 struct Hl7ProcessorOptions {
   int appliers = 4;            // applier threads (one per partition of sender + MRN), each up to 32 messages per commit
   int64_t max_queued = 50000;  // accepted but not yet applied, held in memory
-  int applier_nice = 10;       // the appliers' thread priority (nice): receiving comes first
   // While messages keep arriving (and the queue is under half full), an applier rests after
   // each batch for this fraction of the time the batch took: receiving (the senders wait
-  // for their ACKs) comes first, and the queue absorbs the burst. Nice alone does not do
-  // it: most of an applier's work runs on the FHIR store's writer thread. 0: never rest.
+  // for their ACKs) comes first, and the queue absorbs the burst. (A lower thread priority
+  // did nothing measurable: most of an applier's work runs on the FHIR store's writer
+  // thread.) 0: never rest.
   double applier_rest = 1.0;
 };
 
