@@ -841,6 +841,9 @@ class Service : public FhirService {
   // ---- transaction / batch -------------------------------------------------
 
   RestResponse Bundle(const RestRequest& req);
+  // The Bundle POSTed to the base, parsed and validated into *bundle; a response when refused.
+  std::optional<RestResponse> ParseBundle(const RestRequest& req, Json* bundle);
+  RestResponse PostedBundle(const RestRequest& req, Json& bundle);  // by its type: batch or transaction
   RestResponse Batch(const RestRequest& req, Json& bundle);
   RestResponse Transaction(const RestRequest& req, Json& bundle);
   std::vector<RestResponse> HandleTransactions(const std::vector<RestRequest>& requests) override;
@@ -906,17 +909,28 @@ std::string_view HeaderOf(const RestResponse& r, std::string_view name) {
   return {};
 }
 
-RestResponse Service::Bundle(const RestRequest& req) {
+std::optional<RestResponse> Service::ParseBundle(const RestRequest& req, Json* bundle) {
   if (auto st = CheckContentType(req); !st.ok()) return ErrorResponse(st);
   std::vector<Issue> issues;
   auto doc = ParseResource(req.body, "Bundle", &issues);
   if (!doc.ok()) return issues.empty() ? ErrorResponse(doc.status()) : IssuesResponse(400, issues);
-  std::string_view type = StringMember(*doc, "type");
-  if (type == "batch") return Batch(req, *doc);
-  if (type == "transaction") return Transaction(req, *doc);
+  *bundle = std::move(*doc);
+  return std::nullopt;
+}
+
+RestResponse Service::PostedBundle(const RestRequest& req, Json& bundle) {
+  std::string_view type = StringMember(bundle, "type");
+  if (type == "batch") return Batch(req, bundle);
+  if (type == "transaction") return Transaction(req, bundle);
   return ErrorResponse(InvalidArgument("only transaction and batch Bundles can be posted to the base (got '" +
                                            std::string(type) + "')",
                                        "Bundle.type"));
+}
+
+RestResponse Service::Bundle(const RestRequest& req) {
+  Json bundle;
+  if (auto refused = ParseBundle(req, &bundle)) return std::move(*refused);
+  return PostedBundle(req, bundle);
 }
 
 RestResponse Service::Batch(const RestRequest& req, Json& bundle) {
@@ -1012,19 +1026,12 @@ std::vector<RestResponse> Service::HandleTransactions(const std::vector<RestRequ
       out[i] = Handle(req);
       continue;
     }
-    if (auto st = CheckContentType(req); !st.ok()) {
-      out[i] = ErrorResponse(st);
+    if (auto refused = ParseBundle(req, &docs[i])) {
+      out[i] = std::move(*refused);
       continue;
     }
-    std::vector<Issue> issues;
-    auto doc = ParseResource(req.body, "Bundle", &issues);
-    if (!doc.ok()) {
-      out[i] = issues.empty() ? ErrorResponse(doc.status()) : IssuesResponse(400, issues);
-      continue;
-    }
-    docs[i] = std::move(*doc);
-    if (StringMember(docs[i], "type") != "transaction") {
-      out[i] = Handle(req);
+    if (StringMember(docs[i], "type") != "transaction") {  // a batch (or refused): on its own
+      out[i] = PostedBundle(req, docs[i]);
       continue;
     }
     if (auto refused = PlanTransaction(req, docs[i], &plans[i])) {
