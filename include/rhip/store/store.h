@@ -47,9 +47,9 @@ struct ResourceVersion {
   bool deleted = false;      // a delete is a version too (json empty)
   std::string method;        // "POST", "PUT" or "DELETE": how this version was made (history)
   std::string json;          // the full resource incl. meta.versionId/lastUpdated
-  // The patients whose compartment holds it, when the store read them from its index with
-  // the resource (current versions: Read); unset otherwise. Saves a reader (the access
-  // guard) parsing the JSON to find them.
+  // The patients whose compartment holds it, read from the store's index with the resource:
+  // set by Store::Read (the current version), unset otherwise (older versions, history,
+  // searches, reads inside a write). Saves the access guard parsing the JSON to find them.
   std::optional<std::vector<std::string>> compartment{};
 };
 

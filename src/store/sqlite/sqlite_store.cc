@@ -360,8 +360,10 @@ std::string Ref(std::string_view type, std::string_view id) {
   return std::string(type) + "/" + std::string(id);
 }
 
-// Reads that both the read pool and the write transaction perform.
-StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string_view id) {
+// Reads that both the read pool and the write transaction perform. `with_compartment`:
+// also the compartment patients, from the index manifest on the same row (for the access
+// guard of a read; the writer's own reads need not decode it).
+StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string_view id, bool with_compartment) {
   ASSIGN_OR_RETURN(Stmt * s, db.Prepare(
       "SELECT type, id, version, last_updated, deleted, json, manifest FROM resource WHERE type = ? AND id = ?"));
   s->BindStatic(1, type);
@@ -372,11 +374,9 @@ StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string
     return NotFound("resource " + Ref(type, id) + " is not known");
   }
   ResourceVersion v = RowToVersion(s, 0);
-  // The compartment, from the index manifest on the same row (no JSON parse for it).
-  thread_local std::vector<IndexEntry> entries;
+  thread_local std::vector<IndexEntry> entries;  // views into the row: used before Reset
   entries.clear();
-  const std::string manifest = s->Blob(6);
-  if (!v.deleted && DecodeManifest(manifest, &entries)) {
+  if (with_compartment && !v.deleted && DecodeManifest(s->BlobView(6), &entries)) {
     std::vector<std::string> patients;
     for (const IndexEntry& e : entries)
       if (e.table == IndexTable::kCompartment) patients.emplace_back(e.s1);
@@ -428,15 +428,15 @@ constexpr const char* kMessageSelect =
 // The nine values of an INSERT INTO inbound_message (sender, control_id, type, received,
 // raw, status, ack, error, attempts).
 void BindMessage(Stmt* s, const InboundMessage& m) {
-    s->BindStatic(1, m.sender);
-    s->BindStatic(2, m.control_id);
-    s->BindStatic(3, m.type);
-    s->Bind(4, m.received);
-    s->BindBlob(5, m.raw);
-    s->BindStatic(6, m.status);
-    s->BindBlob(7, m.ack);
-    s->BindStatic(8, m.error);
-    s->Bind(9, static_cast<int64_t>(m.attempts));
+  s->BindStatic(1, m.sender);
+  s->BindStatic(2, m.control_id);
+  s->BindStatic(3, m.type);
+  s->Bind(4, m.received);
+  s->BindBlob(5, m.raw);
+  s->BindStatic(6, m.status);
+  s->BindBlob(7, m.ack);
+  s->BindStatic(8, m.error);
+  s->Bind(9, static_cast<int64_t>(m.attempts));
 }
 
 InboundMessage RowToMessage(Stmt* s) {
@@ -568,7 +568,7 @@ class Tx : public WriteTransaction {
   }
 
   StatusOr<ResourceVersion> Read(std::string_view type, std::string_view id) override {
-    return ReadCurrent(*db_, type, id);
+    return ReadCurrent(*db_, type, id, /*with_compartment=*/false);
   }
 
   Status Put(const PutRequest& put) override {
@@ -899,7 +899,7 @@ class SqliteStore : public Store {
   StatusOr<ResourceVersion> Read(std::string_view type, std::string_view id) override {
     ReadConn c(this);
     if (!c) return Unavailable();
-    return ReadCurrent(*c, type, id);
+    return ReadCurrent(*c, type, id, /*with_compartment=*/true);
   }
 
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id, int64_t version) override {

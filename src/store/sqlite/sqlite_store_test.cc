@@ -548,34 +548,29 @@ TEST(StoreMessages, AddMessageRecordsOnlyTheFirstCopyAndReturnsItsAck) {
   auto s = OpenStore({.url = "sqlite::memory:"});
   ASSERT_TRUE(s.ok());
   Store& store = **s;
+  // AddMessage in a write of its own: nullopt when recorded, else the ACK held.
+  auto add = [&](const InboundMessage& m) {
+    std::optional<std::string> earlier = "not set";
+    EXPECT_TRUE(store.Write([&](WriteTransaction& tx) -> Status {
+                       ASSIGN_OR_RETURN(earlier, tx.AddMessage(m));
+                       return Status::Ok();
+                     }).ok());
+    return earlier;
+  };
   InboundMessage first{.sender = "330402-H01", .control_id = "C1", .type = "ADT^A04", .received = 100,
                        .raw = "MSH|first", .status = "queued", .ack = "ACK-1", .error = {}, .attempts = 1};
-  std::optional<std::string> earlier = "not set";
-  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) -> Status {
-                     ASSIGN_OR_RETURN(earlier, tx.AddMessage(first));
-                     return Status::Ok();
-                   }).ok());
-  EXPECT_FALSE(earlier.has_value()) << "new: recorded";
+  EXPECT_FALSE(add(first).has_value()) << "new: recorded";
   InboundMessage copy = first;
   copy.raw = "MSH|second";
   copy.ack = "ACK-2";
   copy.status = "failed";
-  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) -> Status {
-                     ASSIGN_OR_RETURN(earlier, tx.AddMessage(copy));
-                     return Status::Ok();
-                   }).ok());
-  ASSERT_TRUE(earlier.has_value());
-  EXPECT_EQ(*earlier, "ACK-1");
+  EXPECT_EQ(add(copy), std::optional<std::string>("ACK-1"));
   auto held = store.ReadMessage("330402-H01", "C1");
   EXPECT_EQ((*held)->raw, "MSH|first") << "the copy changed nothing";
   EXPECT_EQ((*held)->status, "queued");
   // Another sender's message with the same control id is a different message.
   copy.sender = "330402-H02";
-  ASSERT_TRUE(store.Write([&](WriteTransaction& tx) -> Status {
-                     ASSIGN_OR_RETURN(earlier, tx.AddMessage(copy));
-                     return Status::Ok();
-                   }).ok());
-  EXPECT_FALSE(earlier.has_value());
+  EXPECT_FALSE(add(copy).has_value());
   EXPECT_EQ((*store.ReadMessage("330402-H02", "C1"))->ack, "ACK-2");
   // Added in a transaction that fails: nothing stays.
   copy.control_id = "C2";

@@ -50,6 +50,11 @@ class Stmt {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
   }
+  // The column's bytes without a copy: valid until the next Step or Reset.
+  std::string_view BlobView(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string_view();
+  }
   void Bind(int i, const SqlValue& v);
   // SQLITE_ROW → true, SQLITE_DONE → false; errors in *status.
   bool Step(Status* status);
