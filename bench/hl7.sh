@@ -33,21 +33,32 @@ for _ in $(seq "$RUNS"); do
     "$BIN" serve --data "$WORK/data" --port "$PORT" --mllp-port "$MLLP" --insecure-dev --rate-limit 0 ${EXTRA:-} \
       >"$WORK/serve.log" 2>&1 &
     PID=$!
-    for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
+    for _ in $(seq 300); do
+      curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+      kill -0 $PID 2>/dev/null || break
+      sleep 0.2
+    done
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || {
+      echo "$BIN serve did not start: $(tail -3 "$WORK/serve.log")" >&2; kill $PID 2>/dev/null; exit 1; }
     threads $PID >"$WORK/t0"
-    out=$("$BIN" hl7 send --to "127.0.0.1:$MLLP" --connections "$CONN" --quiet --limit "$LIMIT" \
-      ${RATE:+--rate "$RATE"} $FILE)
+    if ! out=$("$BIN" hl7 send --to "127.0.0.1:$MLLP" --connections "$CONN" --quiet --limit "$LIMIT" \
+      ${RATE:+--rate "$RATE"} $FILE); then
+      echo "$BIN: rhip hl7 send failed: $out (server log: $WORK/serve.log)" >&2
+      kill $PID; exit 1
+    fi
     threads $PID >"$WORK/t1"
     t_acked=$(date +%s.%N)
     sent=$(grep -oE '^sent [0-9]+' <<<"$out" | awk '{print $2}')
+    [ "${sent:-0}" -gt 0 ] || { echo "$BIN: nothing sent: $out" >&2; kill $PID; exit 1; }
     cpu=$(awk -v n="$sent" -v tick="$tick" 'NR==FNR { a[$1]+=$2; next } { b[$1]+=$2 }
       END { for (k in b) { d=b[k]-a[k]; tot+=d; if (d>0) printf "%s %d, ", k, d*1e6/tick/n }
             printf "total %d us/msg", tot*1e6/tick/n }' "$WORK/t0" "$WORK/t1")
-    while :; do
+    for _ in $(seq 3000); do  # 10 minutes at most
       st=$(curl -sf "http://127.0.0.1:$PORT/api/hl7/status" || echo '{"queued":-1}')
       grep -q '"queued":0,' <<<"$st" && break
       sleep 0.2
     done
+    grep -q '"queued":0,' <<<"$st" || echo "  still queued after 10 minutes: $st" >&2
     t_applied=$(date +%s.%N)
     echo "$BIN: $out"
     echo "  server CPU while receiving: $cpu"
