@@ -11,6 +11,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "rhip/core/log.h"
 #include "rhip/core/time.h"
 #include "rhip/fhir/json.h"
@@ -249,6 +252,8 @@ struct Hl7Processor::Impl {
 
   void Worker(size_t p) {
     pthread_setname_np(pthread_self(), "rhip-hl7-apply");
+    // Receiving comes first: a lower priority for this thread only (Linux: per thread).
+    if (options.applier_nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options.applier_nice);
     while (true) {
       // Up to kApplyBatch messages in one commit, at most one per patient: a message about
       // a patient already in the batch waits for the next batch, so a retried message is

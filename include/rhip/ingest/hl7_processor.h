@@ -46,11 +46,13 @@ namespace rhip::ingest {
 struct Hl7ProcessorOptions {
   int appliers = 4;            // applier threads (one per partition of sender + MRN), each up to 32 messages per commit
   int64_t max_queued = 50000;  // accepted but not yet applied, held in memory
+  // The appliers' thread priority (nice). With applier_rest it is worth ~6 % of the ADT
+  // burst rate (bench/RESULTS.md); alone it did nothing measurable, the appliers' work
+  // running mostly on the FHIR store's writer thread.
+  int applier_nice = 10;
   // While messages keep arriving (and the queue is under half full), an applier rests after
   // each batch for this fraction of the time the batch took: receiving (the senders wait
-  // for their ACKs) comes first, and the queue absorbs the burst. (A lower thread priority
-  // did nothing measurable: most of an applier's work runs on the FHIR store's writer
-  // thread.) 0: never rest.
+  // for their ACKs) comes first, and the queue absorbs the burst. 0: never rest.
   double applier_rest = 1.0;
 };
 
