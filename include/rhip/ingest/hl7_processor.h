@@ -46,7 +46,7 @@ namespace rhip::ingest {
 struct Hl7ProcessorOptions {
   int appliers = 4;            // applier threads (one per partition of sender + MRN), each up to 32 messages per commit
   int64_t max_queued = 50000;  // accepted but not yet applied, held in memory
-  // The appliers' thread priority (nice). With applier_rest it is worth ~6 % of the ADT
+  // The appliers' thread priority (nice). With applier_rest it is worth ~8 % of the ADT
   // burst rate (bench/RESULTS.md); alone it did nothing measurable, the appliers' work
   // running mostly on the FHIR store's writer thread.
   int applier_nice = 10;
