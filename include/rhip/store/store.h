@@ -192,6 +192,11 @@ struct StoreOptions {
   std::optional<StoreKey> key{};
   // A short name for the store's threads ("inbox" -> rhip-wr-inbox); empty: rhip-writer.
   std::string name{};
+  // Resources whose JSON has at least this many bytes are stored compressed (zstd),
+  // and decompressed by every read; 0: none are. For stores of large records written
+  // once and seldom read (the audit log's pages shrink ~20×, and so do the bytes its
+  // WAL and checkpoints copy). A store reads back rows written under any setting.
+  size_t compress_from_bytes = 0;
 };
 
 class Store {

@@ -14,6 +14,7 @@
 
 #include "rhip/core/log.h"
 #include "rhip/core/notification.h"
+#include "store/sqlite/compression.h"
 #include "store/sqlite/crypt_vfs.h"
 #include "store/sqlite/index_manifest.h"
 #include "store/sqlite/mpi_tables.h"
@@ -339,14 +340,20 @@ Status Migrate(Db& db, const std::string& path, int target = kSchemaVersion) {
   return Status::Ok();
 }
 
-ResourceVersion RowToVersion(Stmt* s, int first_col) {
+// kDataLoss when the row's JSON is compressed (compression.h) and damaged.
+StatusOr<ResourceVersion> RowToVersion(Stmt* s, int first_col) {
   ResourceVersion v;
   v.type = s->Text(first_col);
   v.id = s->Text(first_col + 1);
   v.version = s->Int(first_col + 2);
   v.last_updated = s->Int(first_col + 3);
   v.deleted = s->Int(first_col + 4) != 0;
-  v.json = s->Text(first_col + 5);
+  const std::string_view stored = s->BlobView(first_col + 5);
+  if (IsCompressed(stored)) {
+    ASSIGN_OR_RETURN(v.json, DecompressJson(stored, v.type + "/" + v.id + " version " + std::to_string(v.version)));
+  } else {
+    v.json.assign(stored);
+  }
   return v;
 }
 
@@ -373,7 +380,12 @@ StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string
     RETURN_IF_ERROR(st);
     return NotFound("resource " + Ref(type, id) + " is not known");
   }
-  ResourceVersion v = RowToVersion(s, 0);
+  StatusOr<ResourceVersion> row = RowToVersion(s, 0);
+  if (!row.ok()) {
+    s->Reset();
+    return row.status();
+  }
+  ResourceVersion& v = *row;
   thread_local std::vector<IndexEntry> entries;  // views into the row: used before Reset
   entries.clear();
   if (with_compartment && !v.deleted && DecodeManifest(s->BlobView(6), &entries)) {
@@ -384,7 +396,7 @@ StatusOr<ResourceVersion> ReadCurrent(Db& db, std::string_view type, std::string
   }
   s->Reset();
   if (v.deleted) return Status(StatusCode::kGone, "resource " + Ref(type, id) + " was deleted");
-  return v;
+  return row;
 }
 
 // Runs `sql` (ending in "LIMIT ? OFFSET ?") and keeps up to `count` rows;
@@ -403,7 +415,12 @@ Status FetchPage(Db& db, const std::string& sql, const std::vector<SqlValue>& pa
       *has_more = true;
       break;
     }
-    out->push_back(row(s));
+    auto r = row(s);
+    if (!r.ok()) {
+      st = r.status();
+      break;
+    }
+    out->push_back(std::move(*r));
   }
   s->Reset();
   return st;
@@ -559,7 +576,8 @@ Status RunEntry(Stmt* s, const IndexEntry& e, int64_t res) {
 
 class Tx : public WriteTransaction {
  public:
-  Tx(Db* db, int64_t* seq, const WriterStatements* stmts) : db_(db), seq_(seq), q_(stmts) {}
+  Tx(Db* db, int64_t* seq, const WriterStatements* stmts, size_t compress_from)
+      : db_(db), seq_(seq), q_(stmts), compress_from_(compress_from) {}
 
   StatusOr<std::optional<CurrentState>> Current(std::string_view type, std::string_view id) override {
     ASSIGN_OR_RETURN(auto row, Row(type, id));
@@ -579,6 +597,14 @@ class Tx : public WriteTransaction {
                       std::to_string(cur ? cur->version : 0) + "; cannot write version " +
                       std::to_string(put.version));
     }
+    // Compressed JSON is bound as a BLOB, plain JSON as TEXT (compression.h).
+    std::string_view stored = put.json;
+    const bool compress = compress_from_ > 0 && put.json.size() >= compress_from_;
+    if (compress) {
+      RETURN_IF_ERROR(CompressJson(put.json, &compressed_));
+      stored = compressed_;
+    }
+    auto bind_json = [&](Stmt* st, int i) { compress ? st->BindBlob(i, stored) : st->BindStatic(i, stored); };
     const int64_t seq = ++*seq_;
     const std::string manifest = EncodeManifest(put.type, put.index);
     int64_t pk = 0;
@@ -589,7 +615,7 @@ class Tx : public WriteTransaction {
       u->Reset();
       u->Bind(1, put.version);
       u->Bind(2, put.last_updated);
-      u->BindStatic(3, put.json);
+      bind_json(u, 3);
       u->Bind(4, seq);
       u->BindBlob(5, manifest);
       u->Bind(6, pk);
@@ -601,7 +627,7 @@ class Tx : public WriteTransaction {
       ins->BindStatic(2, put.id);
       ins->Bind(3, put.version);
       ins->Bind(4, put.last_updated);
-      ins->BindStatic(5, put.json);
+      bind_json(ins, 5);
       ins->Bind(6, seq);
       ins->Bind(7, seq);
       ins->BindBlob(8, manifest);
@@ -815,6 +841,8 @@ class Tx : public WriteTransaction {
   Db* db_;
   int64_t* seq_;
   const WriterStatements* q_;
+  size_t compress_from_;    // StoreOptions::compress_from_bytes
+  std::string compressed_;  // the last compressed JSON, bound until its statement ran
   std::vector<IndexEntry> removed_, added_;  // reused between Puts
   std::vector<PendingRow> pending_;
   std::deque<std::string> kept_;  // a deque: growing it never moves what entries point into
@@ -833,6 +861,7 @@ class SqliteStore : public Store {
     if (options.key) {
       ASSIGN_OR_RETURN(vfs_, EncryptingVfs(*options.key));
     }
+    compress_from_ = options.compress_from_bytes;
     const char* vfs = vfs_.empty() ? nullptr : vfs_.c_str();
     ASSIGN_OR_RETURN(writer_db_, Db::Open(path_, options.create_if_missing, vfs));
     if (options.key && state == StoreFileState::kNew) {
@@ -916,8 +945,8 @@ class SqliteStore : public Store {
       RETURN_IF_ERROR(st);
       return NotFound("resource " + Ref(type, id) + " has no version " + std::to_string(version));
     }
-    ResourceVersion v = RowToVersion(s, 0);
-    v.method = s->Text(6);
+    StatusOr<ResourceVersion> v = RowToVersion(s, 0);
+    if (v.ok()) v->method = s->Text(6);
     s->Reset();
     return v;
   }
@@ -946,8 +975,8 @@ class SqliteStore : public Store {
                               std::string("SELECT ") + kVersionColumns + from + where +
                                   " ORDER BY v.seq DESC LIMIT ? OFFSET ?",
                               params, q.count, q.offset, &page.versions, &page.has_more, [](Stmt* s) {
-                                ResourceVersion v = RowToVersion(s, 0);
-                                v.method = s->Text(6);
+                                StatusOr<ResourceVersion> v = RowToVersion(s, 0);
+                                if (v.ok()) v->method = s->Text(6);
                                 return v;
                               }));
     ASSIGN_OR_RETURN(page.total, CountRows(*c, "SELECT COUNT(*)" + (q.id.empty() ? std::string(" FROM resource_version v WHERE ") : from) + where, params));
@@ -981,10 +1010,15 @@ class SqliteStore : public Store {
           page.has_more = true;
           break;
         }
-        page.resources.push_back(RowToVersion(s, 0));
+        StatusOr<ResourceVersion> v = RowToVersion(s, 0);
+        if (!v.ok()) {
+          st = v.status();
+          break;
+        }
+        page.resources.push_back(std::move(*v));
       }
-      RETURN_IF_ERROR(st);
       s->Reset();
+      RETURN_IF_ERROR(st);
     }
     if (q.total != TotalMode::kNone || q.count == 0) {
       ASSIGN_OR_RETURN(Stmt * s, c->Prepare("SELECT COUNT(*) FROM resource r WHERE " + where));
@@ -1117,7 +1151,10 @@ class SqliteStore : public Store {
     Stmt s(c->raw(), raw);
     s.BindStatic(1, type);
     Status st;
-    while (s.Step(&st)) RETURN_IF_ERROR(fn(RowToVersion(&s, 0)));
+    while (s.Step(&st)) {
+      ASSIGN_OR_RETURN(ResourceVersion v, RowToVersion(&s, 0));
+      RETURN_IF_ERROR(fn(v));
+    }
     return st;
   }
 
@@ -1269,7 +1306,7 @@ class SqliteStore : public Store {
       for (Pending* p : group) p->result = begin;
       return;
     }
-    Tx tx(&db, &seq_, &writer_stmts_);
+    Tx tx(&db, &seq_, &writer_stmts_, compress_from_);
     for (Pending* p : group) {
       const int64_t seq_at_start = seq_;
       Status st = db.Run("SAVEPOINT w");
@@ -1317,6 +1354,7 @@ class SqliteStore : public Store {
   std::thread checkpointer_;
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
+  size_t compress_from_ = 0;  // StoreOptions::compress_from_bytes
   std::string vfs_;  // the encrypting VFS of the store's key; empty for a plain store
   bool checkpoint_wanted_ = false;  // GUARDED_BY(checkpoint_mu_)
   std::atomic<int> checkpointed_frames_{0};  // WAL frames the last checkpoint had copied

@@ -419,6 +419,149 @@ TEST(StoreOpen, NewPlainStoreHasLargePagesAndAnOldStoreKeepsItsOwn) {
   EXPECT_TRUE((*s)->Read("Patient", "p1").ok());
 }
 
+// What SQLite holds in the json column of the current row of `id`: its type and size.
+std::pair<std::string, int64_t> StoredJson(const std::string& path, const std::string& id) {
+  sqlite3* db = nullptr;
+  std::pair<std::string, int64_t> out{"", -1};
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT typeof(json), length(CAST(json AS BLOB)) FROM resource WHERE id = ?", -1, &st,
+                           nullptr) == SQLITE_OK) {
+      sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) == SQLITE_ROW)
+        out = {reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), sqlite3_column_int64(st, 1)};
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+// A Patient whose JSON is ~`bytes` long and compresses well (like an audit page).
+PutRequest BigPatient(const std::string& id, int64_t version, size_t bytes) {
+  PutRequest p = Patient(id, version, "B" + id, "big");
+  std::string notes;
+  for (int i = 0; notes.size() < bytes; ++i) notes += R"({"text":"note )" + std::to_string(i) + R"("},)";
+  notes.pop_back();
+  p.json = R"({"resourceType":"Patient","id":")" + id + R"(","meta":{"versionId":")" + std::to_string(version) +
+           R"("},"extension":[)" + notes + "]}";
+  return p;
+}
+
+class StoreCompressionTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(StoreCompressionTest, LargeJsonIsStoredCompressedAndEveryReadReturnsItByteForByte) {
+  const std::string path = TempDb(GetParam() ? "compress-enc" : "compress");
+  const PutRequest small = Patient("small", 1, "S", "s");
+  const PutRequest big1 = BigPatient("big", 1, 20000), big2 = BigPatient("big", 2, 30000);
+  {
+    auto s = OpenStore({.url = "sqlite:" + path, .key = TestKey(GetParam()), .compress_from_bytes = 1000});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    Store& st = **s;
+    ASSERT_TRUE(st.Write([&](WriteTransaction& tx) { return tx.Put(small); }).ok());
+    ASSERT_TRUE(st.Write([&](WriteTransaction& tx) { return tx.Put(big1); }).ok());
+    ASSERT_TRUE(st.Write([&](WriteTransaction& tx) { return tx.Put(big2); }).ok());  // archives version 1
+    // Every kind of read gives back the JSON as written.
+    auto cur = st.Read("Patient", "big");
+    ASSERT_TRUE(cur.ok()) << cur.status().ToString();
+    EXPECT_EQ(cur->json, big2.json);
+    auto v1 = st.ReadVersion("Patient", "big", 1);
+    ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+    EXPECT_EQ(v1->json, big1.json);
+    HistoryQuery hq;
+    hq.type = "Patient";
+    hq.id = "big";
+    auto hist = st.History(hq);
+    ASSERT_TRUE(hist.ok());
+    ASSERT_EQ(hist->versions.size(), 2u);
+    EXPECT_EQ(hist->versions[0].json, big2.json);
+    EXPECT_EQ(hist->versions[1].json, big1.json);
+    SearchQuery q;
+    q.type = "Patient";
+    q.criteria.push_back(Token("identifier", "Bbig"));
+    auto page = st.Search(q);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->resources.size(), 1u);
+    EXPECT_EQ(page->resources[0].json, big2.json);
+    auto everything = st.Compartment("big", {}, 10, 0);
+    ASSERT_TRUE(everything.ok());
+    ASSERT_EQ(everything->resources.size(), 1u);
+    EXPECT_EQ(everything->resources[0].json, big2.json);
+    std::vector<std::string> scanned;
+    ASSERT_TRUE(st.Scan("Patient", [&](const ResourceVersion& v) {
+                    scanned.push_back(v.json);
+                    return Status::Ok();
+                  }).ok());
+    EXPECT_EQ(scanned, (std::vector<std::string>{big2.json, small.json}));
+    // The writer's own read (an update's base) decompresses too.
+    std::string in_tx;
+    ASSERT_TRUE(st.Write([&](WriteTransaction& tx) {
+                    ASSIGN_OR_RETURN(ResourceVersion v, tx.Read("Patient", "big"));
+                    in_tx = v.json;
+                    return Status::Ok();
+                  }).ok());
+    EXPECT_EQ(in_tx, big2.json);
+    ASSERT_TRUE(st.Close().ok());
+  }
+  if (!GetParam()) {  // the encrypted file cannot be opened without the VFS
+    auto [type, size] = StoredJson(path, "big");
+    EXPECT_EQ(type, "blob");
+    EXPECT_LT(size, static_cast<int64_t>(big2.json.size()) / 5);  // repetitive JSON: far smaller
+    EXPECT_EQ(StoredJson(path, "small").first, "text");           // under the threshold: as it was
+  }
+  // Opened without compression, the store still reads its compressed rows and writes plain ones.
+  auto s = OpenStore({.url = "sqlite:" + path, .key = TestKey(GetParam())});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->Read("Patient", "big")->json, big2.json);
+  const PutRequest big3 = BigPatient("big", 3, 20000);
+  ASSERT_TRUE((*s)->Write([&](WriteTransaction& tx) { return tx.Put(big3); }).ok());
+  EXPECT_EQ((*s)->Read("Patient", "big")->json, big3.json);
+  EXPECT_EQ((*s)->ReadVersion("Patient", "big", 2)->json, big2.json);
+  ASSERT_TRUE((*s)->Close().ok());
+  if (!GetParam()) EXPECT_EQ(StoredJson(path, "big").first, "text");
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainAndEncrypted, StoreCompressionTest, ::testing::Bool());
+
+TEST(StoreCompression, ADamagedCompressedRowIsDataLossNamingTheResourceNotGarbage) {
+  const std::string path = TempDb("compress-damaged");
+  {
+    auto s = OpenStore({.url = "sqlite:" + path, .compress_from_bytes = 1000});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Write([&](WriteTransaction& tx) { return tx.Put(BigPatient("big", 1, 20000)); }).ok());
+    ASSERT_TRUE((*s)->Write([&](WriteTransaction& tx) { return tx.Put(Patient("ok", 1, "Bbig", "o")); }).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  // Flip a byte in the middle of the compressed frame (its checksum no longer matches).
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string blob;
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT json FROM resource WHERE id = 'big'", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  blob.assign(static_cast<const char*>(sqlite3_column_blob(st, 0)), sqlite3_column_bytes(st, 0));
+  sqlite3_finalize(st);
+  ASSERT_GT(blob.size(), 100u);
+  blob[blob.size() / 2] ^= 0x5a;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE resource SET json = ? WHERE id = 'big'", -1, &st, nullptr), SQLITE_OK);
+  sqlite3_bind_blob(st, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  ASSERT_EQ(StoredJson(path, "big").first, "blob");
+  auto s = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(s.ok());
+  auto r = (*s)->Read("Patient", "big");
+  ASSERT_EQ(r.status().code(), StatusCode::kDataLoss) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("Patient/big"), std::string::npos) << r.status().message();
+  SearchQuery q;
+  q.type = "Patient";
+  q.criteria.push_back(Token("identifier", "Bbig"));
+  EXPECT_EQ((*s)->Search(q).status().code(), StatusCode::kDataLoss);
+  // The connection is usable afterwards: the undamaged resource still reads.
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE((*s)->Read("Patient", "ok").ok());
+}
+
 TEST(StoreOpen, ReopenKeepsDataAndSchemaVersion) {
   std::string path = TempDb("reopen");
   {
