@@ -6,6 +6,8 @@
 #   bash bench/cpu_ab.sh OLD_RHIP NEW_RHIP [ROUNDS]     # store of bench/fhir_server.sh
 #   EXTRA="--threads 2" bash bench/cpu_ab.sh build/rhip build/rhip
 #   SCENARIOS="create_person.lua" CONN=16 bash bench/cpu_ab.sh /tmp/rhip.old build/rhip 3
+#   DATA_B=/tmp/copy/data bash bench/cpu_ab.sh OLD NEW   # NEW on a data folder of its own
+#     (a copy of WORK/data: for builds whose files the other build cannot read)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$1; B=$2; ROUNDS=${3:-2}
@@ -35,7 +37,8 @@ printf "| binary |"; for s in $SCENARIOS; do printf " %s rate, CPU/request |" "$
 printf "|---|"; for s in $SCENARIOS; do printf -- "---|"; done; echo
 for _ in $(seq "$ROUNDS"); do
   for BIN in "$A" "$B"; do
-    "$BIN" serve --data "$WORK/data" --port "$PORT" --rate-limit 0 ${EXTRA:-} >"$WORK/ab-serve.log" 2>&1 &
+    DATA=$WORK/data; [ "$BIN" = "$B" ] && DATA=${DATA_B:-$WORK/data}
+    "$BIN" serve --data "$DATA" --port "$PORT" --rate-limit 0 ${EXTRA:-} >"$WORK/ab-serve.log" 2>&1 &
     PID=$!
     for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.3; done
     line="| $BIN |"

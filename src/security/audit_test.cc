@@ -132,6 +132,89 @@ TEST_F(AuditTest, EventsAreFhirAuditEventsFoundByPatient) {
   EXPECT_TRUE((*log)->ForPatients({}, 10)->empty());
 }
 
+// The record numbers of events (their AuditEvent ids), in the order given.
+std::vector<int> Seqs(const std::vector<std::string>& events) {
+  std::vector<int> out;
+  for (const auto& e : events) {
+    const size_t at = e.find(R"("id":")");
+    out.push_back(at == std::string::npos ? -1 : std::atoi(e.c_str() + at + 6));
+  }
+  return out;
+}
+
+// 200 records in pages of 3, with buckets of 1 record (a page spans 3 buckets, the
+// search goes through 4 groups of 64 buckets) and of 4: ForPatients finds exactly the
+// events naming the patients, newest first, up to the count asked for.
+TEST_F(AuditTest, PatientsEventsAreFoundAcrossBucketsNewestFirstAndUpToCount) {
+  for (int64_t bucket : {1, 4}) {
+    SCOPED_TRACE("bucket of " + std::to_string(bucket));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto log = AuditLog::Open({.dir = dir_.string(), .index_bucket_events = bucket});
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    std::vector<int> p1, p1_or_p3, p9;
+    for (int seq = 1; seq <= 200; ++seq) {
+      std::vector<std::string> patients = {"p" + std::to_string(seq % 3 + 1)};  // p2 p3 p1 p2 …
+      if (seq % 50 == 0) patients.push_back("p9");
+      (*log)->Record({.subtype = "read", .who = "dr-" + std::to_string(seq), .role = "clinician", .patients = patients});
+      if (patients[0] == "p1") p1.insert(p1.begin(), seq);
+      if (patients[0] == "p1" || patients[0] == "p3") p1_or_p3.insert(p1_or_p3.begin(), seq);
+      if (patients.size() > 1) p9.insert(p9.begin(), seq);
+      if (seq % 3 == 0) ASSERT_TRUE((*log)->Flush().ok());  // a page per 3 records
+    }
+    ASSERT_TRUE((*log)->Flush().ok());
+    auto all = (*log)->ForPatients({"p1"}, 1000);
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    EXPECT_EQ(Seqs(*all), p1);
+    auto two = (*log)->ForPatients({"p1", "p3"}, 5);
+    ASSERT_TRUE(two.ok());
+    EXPECT_EQ(Seqs(*two), std::vector<int>(p1_or_p3.begin(), p1_or_p3.begin() + 5));
+    EXPECT_EQ(Seqs(*(*log)->ForPatients({"p9"}, 100)), p9);
+    EXPECT_TRUE((*log)->ForPatients({"p7"}, 100)->empty());
+    std::vector<int> every(200);
+    for (int i = 0; i < 200; ++i) every[i] = 200 - i;
+    EXPECT_EQ(Seqs(*(*log)->ForPatients({"p1", "p2", "p3"}, 1000)), every);  // pages across groups: once
+    // After a restart the index still finds them, and new records join the same buckets.
+    log->reset();
+    log = AuditLog::Open({.dir = dir_.string(), .index_bucket_events = bucket});
+    ASSERT_TRUE(log.ok());
+    (*log)->Record({.subtype = "read", .who = "dr-201", .role = "clinician", .patients = {"p9"}});
+    ASSERT_TRUE((*log)->Flush().ok());
+    EXPECT_EQ(Seqs(*(*log)->ForPatients({"p9"}, 3)), (std::vector<int>{201, 200, 150}));
+  }
+  EXPECT_EQ(AuditLog::Open({.dir = dir_.string(), .index_bucket_events = 0}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// A log written by a build that indexed pages by patient (the reference "patient"): its
+// events are still found, after the new ones, and the chain continues from them.
+TEST_F(AuditTest, PagesIndexedByAnOlderBuildAreStillFoundAfterTheNewOnes) {
+  {
+    auto s = store::OpenStore({.url = "sqlite:" + (dir_ / "audit.db").string()});
+    ASSERT_TRUE(s.ok());
+    store::PutRequest page;
+    page.type = "Bundle";
+    page.id = "000000000001";
+    page.version = 1;
+    page.method = "POST";
+    page.json = R"({"resourceType":"Bundle","id":"000000000001","type":"collection","entry":[)"
+                R"({"resource":{"resourceType":"AuditEvent","id":"000000000001","entity":[{"what":{"reference":"Patient/p1"}}]}},)"
+                R"({"resource":{"resourceType":"AuditEvent","id":"000000000002","entity":[{"what":{"reference":"Patient/p2"}}]}}]})";
+    page.index.references.push_back({"patient", "Patient", "p1"});
+    page.index.references.push_back({"patient", "Patient", "p2"});
+    ASSERT_TRUE((*s)->Write([&](store::WriteTransaction& tx) { return tx.Put(page); }).ok());
+    ASSERT_TRUE((*s)->Close().ok());
+  }
+  auto log = AuditLog::Open({.dir = dir_.string()});
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  (*log)->Record({.subtype = "read", .who = "dr-3", .role = "clinician", .patients = {"p1"}});
+  (*log)->Record({.subtype = "read", .who = "dr-4", .role = "clinician", .patients = {"p2"}});
+  ASSERT_TRUE((*log)->Flush().ok());
+  EXPECT_EQ(Seqs(*(*log)->ForPatients({"p1"}, 10)), (std::vector<int>{3, 1}));
+  EXPECT_EQ(Seqs(*(*log)->ForPatients({"p1", "p2"}, 10)), (std::vector<int>{4, 3, 2, 1}));
+  EXPECT_EQ(Seqs(*(*log)->ForPatients({"p1", "p2"}, 1)), (std::vector<int>{4}));
+}
+
 // Someone cuts the last page off and rewrites audit.head to match: only an
 // anchor kept elsewhere still shows that records are missing.
 TEST_F(AuditTest, AnAnchorDetectsRecordsCutOffEvenWhenTheHeadFileWasRewritten) {

@@ -69,6 +69,10 @@ struct AuditOptions {
   std::string anchor_path;  // empty: no anchor file
   std::chrono::milliseconds anchor_interval{std::chrono::seconds(60)};
   std::optional<store::StoreKey> store_key{};  // encrypts DATA/audit.db (docs/STORAGE.md); none: plain
+  // The page index's bucket: records 1 … N-1 are bucket 0, N … 2N-1 bucket 1, and so on
+  // (audit.cc). Fixed for the life of a log: records indexed under another size are not
+  // found by ForPatients. Changed only by tests, to cross buckets with a few records.
+  int64_t index_bucket_events = 32768;
 };
 
 class AuditLog {
