@@ -197,6 +197,12 @@ struct StoreOptions {
   // once and seldom read (the audit log's pages shrink ~20×, and so do the bytes its
   // WAL and checkpoints copy). A store reads back rows written under any setting.
   size_t compress_from_bytes = 0;
+  // One process (one open) at a time: the store keeps its write sequence and callers
+  // (the EMPI) keep state in memory, so two writers on one store would hand out the same
+  // ids. A second exclusive open of the same store, in this process or another, is
+  // kFailedPrecondition naming the file. Off only for read-only checks of a live store
+  // (`rhip audit verify`).
+  bool exclusive = true;
 };
 
 class Store {

@@ -288,7 +288,7 @@ TEST(StoreEncryption, AChangedPageInTheWalIsAnErrorForItsReaders) {
       f.write(&c, 1);
     }
   }
-  auto other = OpenStore({.url = "sqlite:" + path, .read_connections = 1, .key = Key()});
+  auto other = OpenStore({.url = "sqlite:" + path, .read_connections = 1, .key = Key(), .exclusive = false});
   Status st = other.status();
   if (other.ok()) st = (*other)->Read("Patient", "p50").status();
   ASSERT_FALSE(st.ok()) << "a changed WAL page was read as data";

@@ -1,9 +1,13 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <cstdio>
 #include <algorithm>
@@ -854,6 +858,7 @@ class SqliteStore : public Store {
   ~SqliteStore() override { Close().IgnoreError(); }
 
   Status Init(const StoreOptions& options) {
+    if (options.exclusive && !temporary_) RETURN_IF_ERROR(LockFile(options.create_if_missing));
     // What is stored must match the key the caller has (or has not) before SQLite
     // touches the file: never a new empty store over an encrypted one, never a write
     // with the wrong key.
@@ -1202,10 +1207,31 @@ class SqliteStore : public Store {
       std::error_code ec;
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix, ec);
     }
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock, after SQLite let go of the file
+    lock_fd_ = -1;
     return st;
   }
 
  private:
+  // StoreOptions::exclusive: an flock on the database file itself (independent of the
+  // POSIX locks SQLite takes on it), held until Close. A missing file is left to SQLite
+  // to create or refuse.
+  Status LockFile(bool create) {
+    lock_fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+    if (lock_fd_ < 0) {
+      if (errno == ENOENT) return Status::Ok();
+      return Status(StatusCode::kUnavailable, "store " + path_ + " cannot be opened: " + std::strerror(errno));
+    }
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    if (err == EWOULDBLOCK)
+      return FailedPrecondition("store " + path_ + " is in use by another rhip process (`fuser " + path_ +
+                                "` names it): stop that process first, or use another data folder");
+    return Status(StatusCode::kUnavailable, "store " + path_ + " cannot be locked: " + std::strerror(err));
+  }
+
   struct Pending {
     WriteFn* fn = nullptr;
     Status result;
@@ -1355,6 +1381,7 @@ class SqliteStore : public Store {
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   size_t compress_from_ = 0;  // StoreOptions::compress_from_bytes
+  int lock_fd_ = -1;          // StoreOptions::exclusive: holds the flock
   std::string vfs_;  // the encrypting VFS of the store's key; empty for a plain store
   bool checkpoint_wanted_ = false;  // GUARDED_BY(checkpoint_mu_)
   std::atomic<int> checkpointed_frames_{0};  // WAL frames the last checkpoint had copied

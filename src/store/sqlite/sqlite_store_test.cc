@@ -562,6 +562,42 @@ TEST(StoreCompression, ADamagedCompressedRowIsDataLossNamingTheResourceNotGarbag
   for (int i = 0; i < 8; ++i) EXPECT_TRUE((*s)->Read("Patient", "ok").ok());
 }
 
+TEST(StoreOpen, AStoreIsOpenedByOneProcessAtATime) {
+  const std::string path = TempDb("exclusive");
+  auto first = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE((*first)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p1", 1, "M1", "a")); }).ok());
+  // Another process (a second `rhip serve` on the same folder) is refused, naming the file.
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto second = OpenStore({.url = "sqlite:" + path});
+    if (second.ok()) _exit(1);
+    if (second.status().code() != StatusCode::kFailedPrecondition) _exit(2);
+    if (second.status().message().find(path) == std::string::npos) _exit(3);
+    if (second.status().message().find("in use by another rhip process") == std::string::npos) _exit(4);
+    _exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "1: opened twice, 2: wrong code, 3/4: the message names neither file nor cause";
+  // So is a second open in this process; a read-only check (exclusive = false) is not.
+  EXPECT_EQ(OpenStore({.url = "sqlite:" + path}).status().code(), StatusCode::kFailedPrecondition);
+  auto reader = OpenStore({.url = "sqlite:" + path, .read_connections = 1, .create_if_missing = false, .exclusive = false});
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE((*reader)->Read("Patient", "p1").ok());
+  ASSERT_TRUE((*reader)->Close().ok());
+  // Closed, the store can be opened again.
+  ASSERT_TRUE((*first)->Close().ok());
+  auto again = OpenStore({.url = "sqlite:" + path});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE((*again)->Read("Patient", "p1").ok());
+  // A missing store opened without create_if_missing is still "not there", and not created.
+  const std::string missing = TempDb("exclusive-missing");
+  EXPECT_FALSE(OpenStore({.url = "sqlite:" + missing, .create_if_missing = false}).ok());
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
 TEST(StoreOpen, ReopenKeepsDataAndSchemaVersion) {
   std::string path = TempDb("reopen");
   {
