@@ -8,7 +8,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libboost-dev libboost-system-dev rapidjson-dev libsimdjson-dev libcli11-dev
       libfmt-dev libspdlog-dev libsqlite3-dev sqlite3 libssl-dev libicu-dev libzstd-dev
       libopencc-dev libpq-dev libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev
-      nodejs npm wrk)
+      nodejs npm wrk zstd)
 # `install-deps.sh fuzz` (make fuzz-build): clang and libFuzzer for the fuzz build.
 if [ "${1:-}" = fuzz ]; then
   PKGS+=(clang libclang-rt-14-dev)

@@ -1,5 +1,6 @@
 // rhip audit verify: recomputes the hash chain of a data folder's audit log and
 // names the first record that does not fit.
+// rhip audit show: prints the newest AuditEvents (of some patients) as NDJSON.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -26,7 +27,28 @@ RunFn Setup(CLI::App& sub) {
   sub.footer("Prints the chain's head (record it outside the machine, then pass it to --anchor later).\n"
              "Exit status: 0 intact, 2 broken (the first broken record is named), 1 error.\n"
              "Example:\n  rhip audit verify --data data/demo --anchor /mnt/worm/rhip-audit.anchors --anchor 1200:5f3a…");
-  return [data, anchor_specs, key_flags] {
+  auto show_data = std::make_shared<std::string>();
+  auto show_patients = std::make_shared<std::vector<std::string>>();
+  auto show_count = std::make_shared<int>(100);
+  auto show_key = std::make_shared<StoreKeyFlags>();
+  CLI::App* show = sub.add_subcommand("show", "print the newest AuditEvents, one JSON per line, newest first");
+  show->add_option("--data", *show_data, "data folder")->required();
+  show->add_option("--patient", *show_patients, "only events naming this Patient id (repeatable: any of them)");
+  show->add_option("--count", *show_count, "at most this many events (default 100)")->check(CLI::Range(1, 10000000));
+  AddStoreKeyFlags(*show, *show_key);
+  show->footer("Reads the log without writing to it, also while the server runs (events queued in the\n"
+               "last 200 ms may not be written yet). ID numbers and phones are masked as recorded.\n"
+               "Example:\n  rhip audit show --data data/demo --patient 01a23c8d-152a-7f70-84a4-e3971fb6beb7 --count 20");
+  return [data, anchor_specs, key_flags, show, show_data, show_patients, show_count, show_key] {
+    if (show->parsed()) {
+      auto key = ResolveStoreKey(*show_key, *show_data);
+      if (!key.ok()) return Fail("audit show", key.status().ToString());
+      auto events = security::ReadAuditEvents(*show_data, *show_patients, *show_count, *key);
+      if (!events.ok())
+        return Fail("audit show", events.status().ToString() + " (is --data a rhip data folder with an audit log?)");
+      for (const std::string& e : *events) std::printf("%s\n", e.c_str());
+      return 0;
+    }
     std::vector<security::AuditAnchor> anchors;
     for (const std::string& spec : *anchor_specs) {
       auto parsed = security::ParseAuditAnchors(spec);
@@ -52,6 +74,6 @@ RunFn Setup(CLI::App& sub) {
 
 }  // namespace
 
-RHIP_COMMAND(audit, "audit", "audit log tools: verify the hash chain", Setup);
+RHIP_COMMAND(audit, "audit", "audit log tools: verify the hash chain, show events", Setup);
 
 }  // namespace rhip::cli

@@ -274,6 +274,105 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
+namespace {
+
+struct LogHead {
+  int64_t page = 0, seq = 0;  // 0: an empty log
+  std::string hash;          // of the last record
+};
+
+// The last page's number and the last record's number and hash.
+StatusOr<LogHead> ReadHead(store::Store& store) {
+  store::SearchQuery last;
+  last.type = kPageType;
+  last.count = 1;
+  last.sort.push_back({"_id", store::ParamType::kToken, true});
+  ASSIGN_OR_RETURN(store::SearchPage page, store.Search(last));
+  LogHead head;
+  if (page.resources.empty()) return head;
+  head.page = std::atoll(page.resources[0].id.c_str());
+  const std::vector<std::string> events = PageEvents(page.resources[0].json);
+  if (events.empty()) return Status(StatusCode::kDataLoss, "the last page of the audit log is damaged: run rhip audit verify");
+  head.seq = EventSeq(events.back());
+  head.hash = Sha256Hex(events.back());
+  return head;
+}
+
+// The newest events of the log, newest first.
+StatusOr<std::vector<std::string>> NewestEvents(store::Store& store, int count) {
+  store::SearchQuery q;
+  q.type = kPageType;
+  q.count = count;  // at least one event per page
+  q.sort.push_back({"_id", store::ParamType::kToken, true});
+  ASSIGN_OR_RETURN(store::SearchPage page, store.Search(q));
+  std::vector<std::string> out;
+  for (auto& r : page.resources) {
+    std::vector<std::string> events = PageEvents(r.json);
+    for (auto it = events.rbegin(); it != events.rend() && static_cast<int>(out.size()) < count; ++it)
+      out.push_back(std::move(*it));
+  }
+  return out;
+}
+
+// The newest events naming any of the patients, newest first (through the page index above).
+StatusOr<std::vector<std::string>> EventsForPatients(store::Store& store, int64_t head_seq, int64_t bucket_events,
+                                                     const std::vector<std::string>& patient_ids, int count) {
+  std::vector<std::string> out;
+  if (patient_ids.empty() || count <= 0) return out;
+  std::set<std::string> seen;  // a page spanning two buckets is found twice
+  // The pages of one search, newest first; in them, the events naming a patient, newest first.
+  auto take = [&](const store::Criterion& c) -> Status {
+    store::SearchQuery q;
+    q.type = kPageType;
+    q.count = count;  // each page found names a patient at least once
+    q.criteria.push_back(c);
+    q.sort.push_back({"_id", store::ParamType::kToken, true});
+    ASSIGN_OR_RETURN(store::SearchPage page, store.Search(q));
+    for (auto& r : page.resources) {
+      if (!seen.insert(r.id).second) continue;
+      std::vector<std::string> events = PageEvents(r.json);
+      for (auto it = events.rbegin(); it != events.rend() && static_cast<int>(out.size()) < count; ++it) {
+        bool names = false;
+        for (const auto& p : patient_ids)
+          names = names || it->find("\"reference\":\"Patient/" + p + "\"") != std::string::npos;
+        if (names) out.push_back(std::move(*it));
+      }
+    }
+    return Status::Ok();
+  };
+  // Newest buckets first, kBucketsPerQuery at a time.
+  const int64_t top = head_seq / bucket_events;
+  for (int64_t hi = top; hi >= 0 && static_cast<int>(out.size()) < count; hi -= kBucketsPerQuery) {
+    store::Criterion c;
+    c.param = kBucketParam;
+    c.type = store::ParamType::kToken;
+    for (int64_t b = hi; b > hi - kBucketsPerQuery && b >= 0; --b)
+      for (const auto& p : patient_ids) {
+        store::SearchValue v;
+        v.code = BucketCode(b, p);
+        v.has_system = true;  // "|code": the index rows have no system
+        c.values.push_back(std::move(v));
+      }
+    RETURN_IF_ERROR(take(c));
+  }
+  // Then the pages of older builds, indexed by patient (all older than any bucketed page).
+  if (static_cast<int>(out.size()) < count) {
+    store::Criterion c;
+    c.param = kLegacyParam;
+    c.type = store::ParamType::kReference;
+    for (const auto& p : patient_ids) {
+      store::SearchValue v;
+      v.target_type = "Patient";
+      v.target_id = p;
+      c.values.push_back(std::move(v));
+    }
+    RETURN_IF_ERROR(take(c));
+  }
+  return out;
+}
+
+}  // namespace
+
 struct AuditLog::Impl {
   AuditOptions options;
   std::unique_ptr<store::Store> store;
@@ -416,20 +515,11 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
                                                   .key = options.store_key, .name = "audit",
                                                   .compress_from_bytes = 512}));
   // Continue the chain from the last record.
-  store::SearchQuery last;
-  last.type = kPageType;
-  last.count = 1;
-  last.sort.push_back({"_id", store::ParamType::kToken, true});
-  ASSIGN_OR_RETURN(store::SearchPage page, impl->store->Search(last));
-  if (!page.resources.empty()) {
-    impl->last_page = std::atoll(page.resources[0].id.c_str());
-    const std::vector<std::string> events = PageEvents(page.resources[0].json);
-    if (events.empty())
-      return Status(StatusCode::kDataLoss, "the last page of the audit log is damaged: run rhip audit verify");
-    impl->last_seq = EventSeq(events.back());
-    impl->last_hash = Sha256Hex(events.back());
-    impl->head_seq = impl->last_seq;
-  }
+  ASSIGN_OR_RETURN(LogHead head, ReadHead(*impl->store));
+  impl->last_page = head.page;
+  impl->last_seq = head.seq;
+  impl->head_seq = head.seq;
+  if (head.seq > 0) impl->last_hash = head.hash;
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->Run(); });
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
@@ -459,73 +549,23 @@ int64_t AuditLog::written() const {
   return impl_->durable;
 }
 
-StatusOr<std::vector<std::string>> AuditLog::Newest(int count) {
-  store::SearchQuery q;
-  q.type = kPageType;
-  q.count = count;  // at least one event per page
-  q.sort.push_back({"_id", store::ParamType::kToken, true});
-  ASSIGN_OR_RETURN(store::SearchPage page, impl_->store->Search(q));
-  std::vector<std::string> out;
-  for (auto& r : page.resources) {
-    std::vector<std::string> events = PageEvents(r.json);
-    for (auto it = events.rbegin(); it != events.rend() && static_cast<int>(out.size()) < count; ++it)
-      out.push_back(std::move(*it));
-  }
-  return out;
-}
+StatusOr<std::vector<std::string>> AuditLog::Newest(int count) { return NewestEvents(*impl_->store, count); }
 
 StatusOr<std::vector<std::string>> AuditLog::ForPatients(const std::vector<std::string>& patient_ids, int count) {
-  std::vector<std::string> out;
-  if (patient_ids.empty() || count <= 0) return out;
-  std::set<std::string> seen;  // a page spanning two buckets is found twice
-  // The pages of one search, newest first; in them, the events naming a patient, newest first.
-  auto take = [&](const store::Criterion& c) -> Status {
-    store::SearchQuery q;
-    q.type = kPageType;
-    q.count = count;  // each page found names a patient at least once
-    q.criteria.push_back(c);
-    q.sort.push_back({"_id", store::ParamType::kToken, true});
-    ASSIGN_OR_RETURN(store::SearchPage page, impl_->store->Search(q));
-    for (auto& r : page.resources) {
-      if (!seen.insert(r.id).second) continue;
-      std::vector<std::string> events = PageEvents(r.json);
-      for (auto it = events.rbegin(); it != events.rend() && static_cast<int>(out.size()) < count; ++it) {
-        bool names = false;
-        for (const auto& p : patient_ids)
-          names = names || it->find("\"reference\":\"Patient/" + p + "\"") != std::string::npos;
-        if (names) out.push_back(std::move(*it));
-      }
-    }
-    return Status::Ok();
-  };
-  // Newest buckets first, kBucketsPerQuery at a time.
-  const int64_t top = impl_->head_seq.load() / impl_->options.index_bucket_events;
-  for (int64_t hi = top; hi >= 0 && static_cast<int>(out.size()) < count; hi -= kBucketsPerQuery) {
-    store::Criterion c;
-    c.param = kBucketParam;
-    c.type = store::ParamType::kToken;
-    for (int64_t b = hi; b > hi - kBucketsPerQuery && b >= 0; --b)
-      for (const auto& p : patient_ids) {
-        store::SearchValue v;
-        v.code = BucketCode(b, p);
-        v.has_system = true;  // "|code": the index rows have no system
-        c.values.push_back(std::move(v));
-      }
-    RETURN_IF_ERROR(take(c));
-  }
-  // Then the pages of older builds, indexed by patient (all older than any bucketed page).
-  if (static_cast<int>(out.size()) < count) {
-    store::Criterion c;
-    c.param = kLegacyParam;
-    c.type = store::ParamType::kReference;
-    for (const auto& p : patient_ids) {
-      store::SearchValue v;
-      v.target_type = "Patient";
-      v.target_id = p;
-      c.values.push_back(std::move(v));
-    }
-    RETURN_IF_ERROR(take(c));
-  }
+  return EventsForPatients(*impl_->store, impl_->head_seq.load(), impl_->options.index_bucket_events, patient_ids, count);
+}
+
+StatusOr<std::vector<std::string>> ReadAuditEvents(const std::string& dir, const std::vector<std::string>& patient_ids,
+                                                   int count, const std::optional<store::StoreKey>& store_key) {
+  // Not exclusive: a live server's log can be read while it writes.
+  ASSIGN_OR_RETURN(auto s, store::OpenStore({.url = "sqlite:" + dir + "/audit.db", .read_connections = 1,
+                                             .create_if_missing = false, .key = store_key, .exclusive = false}));
+  StatusOr<std::vector<std::string>> out = [&]() -> StatusOr<std::vector<std::string>> {
+    if (patient_ids.empty()) return NewestEvents(*s, count);
+    ASSIGN_OR_RETURN(LogHead head, ReadHead(*s));
+    return EventsForPatients(*s, head.seq, AuditOptions{}.index_bucket_events, patient_ids, count);
+  }();
+  s->Close().IgnoreError();
   return out;
 }
 
@@ -565,8 +605,9 @@ StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::ve
                                            const std::optional<store::StoreKey>& store_key) {
   std::map<int64_t, std::vector<const AuditAnchor*>> by_seq;
   for (const auto& a : anchors) by_seq[a.seq].push_back(&a);
+  // Not exclusive: a live server's log can be verified while it writes.
   ASSIGN_OR_RETURN(auto s, store::OpenStore({.url = "sqlite:" + dir + "/audit.db", .read_connections = 1,
-                                             .create_if_missing = false, .key = store_key}));
+                                             .create_if_missing = false, .key = store_key, .exclusive = false}));
   AuditVerification v;
   std::string prev = kGenesis;
   int64_t expected = 1;

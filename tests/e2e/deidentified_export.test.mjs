@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer } from './server.mjs';
+import { RHIP_BIN, startServer } from './server.mjs';
 
 const W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const id18 = (first17) => first17 + '10X98765432'[[...first17].reduce((s, c, i) => s + Number(c) * W[i], 0) % 11];
@@ -177,14 +177,11 @@ test('cdc gets a pseudonymised, de-identified $export; clinical roles get none',
     await server.stop({ keepData: true });
   }
   // The audit log records the analyst's export, marked de-identified.
-  const rows = execFileSync('sqlite3', [path.join(server.data, 'audit.db'), "SELECT json FROM resource WHERE type = 'Bundle'"], {
+  const rows = execFileSync(RHIP_BIN, ['audit', 'show', '--data', server.data, '--count', '100000'], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
-  const events = rows
-    .trim()
-    .split('\n')
-    .flatMap((l) => JSON.parse(l).entry.map((e) => e.resource));
+  const events = rows.trim().split('\n').map((l) => JSON.parse(l));
   const kick = events.find(
     (e) => e.agent[0].who.display === 'cdc-analyst-1' && e.entity.some((x) => x.description === 'GET /fhir/$export'),
   );

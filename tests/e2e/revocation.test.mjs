@@ -83,8 +83,8 @@ test('revoked tokens get 401 at once, other tokens keep working, and it survives
     await server.stop({ keepData: true });
   }
   // The revocation through the API is in the audit log (who, what, outcome).
-  const rows = execFileSync('sqlite3', [`${server.data}/audit.db`, "SELECT json FROM resource WHERE type = 'Bundle'"], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const events = rows.trim().split('\n').flatMap((l) => JSON.parse(l).entry.map((e) => e.resource));
+  const rows = execFileSync(RHIP_BIN, ['audit', 'show', '--data', server.data, '--count', '100000'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const events = rows.trim().split('\n').map((l) => JSON.parse(l));
   const revokes = events.filter((e) => e.entity.some((x) => x.description === 'POST /auth/revoke'));
   assert.deepEqual(revokes.map((e) => [e.agent[0].type.text, e.outcome]).sort(), [['admin', '0'], ['admin', '4'], ['commission', '4']]);
   fs.rmSync(server.data, { recursive: true, force: true });

@@ -126,6 +126,12 @@ StatusOr<std::vector<AuditAnchor>> ParseAuditAnchors(const std::string& spec);
 StatusOr<AuditVerification> VerifyAuditLog(const std::string& dir, const std::vector<AuditAnchor>& anchors = {},
                                            const std::optional<store::StoreKey>& store_key = std::nullopt);
 
+// Reads a data folder's audit log without writing to it (also while a server writes it):
+// the newest `count` AuditEvents (JSON), newest first; with `patient_ids`, those naming
+// any of them (what AuditLog::ForPatients returns). For `rhip audit show`.
+StatusOr<std::vector<std::string>> ReadAuditEvents(const std::string& dir, const std::vector<std::string>& patient_ids,
+                                                   int count, const std::optional<store::StoreKey>& store_key = std::nullopt);
+
 // The SHA-256 of `data` in lower-case hex.
 std::string Sha256Hex(std::string_view data);
 
