@@ -194,8 +194,8 @@ struct StoreOptions {
   std::string name{};
   // Resources whose JSON has at least this many bytes are stored compressed (zstd),
   // and decompressed by every read; 0: none are. For stores of large records written
-  // once and seldom read (the audit log's pages shrink ~20×, and so do the bytes its
-  // WAL and checkpoints copy). A store reads back rows written under any setting.
+  // once and seldom read (the audit log's pages shrink ~20×). A store reads back rows
+  // written under any setting.
   size_t compress_from_bytes = 0;
   // One process (one open) at a time: the store keeps its write sequence and callers
   // (the EMPI) keep state in memory, so two writers on one store would hand out the same
