@@ -200,8 +200,9 @@ struct StoreOptions {
   // One process (one open) at a time: the store keeps its write sequence and callers
   // (the EMPI) keep state in memory, so two writers on one store would hand out the same
   // ids. A second exclusive open of the same store, in this process or another, is
-  // kFailedPrecondition naming the file. Off only for read-only checks of a live store
-  // (`rhip audit verify`).
+  // kFailedPrecondition naming the file (the lock is an flock on PATH-lock). Off only for
+  // read-only checks of a live store (`rhip audit verify`, `audit show`), whose Close then
+  // leaves the WAL to its owner.
   bool exclusive = true;
 };
 

@@ -858,6 +858,7 @@ class SqliteStore : public Store {
   ~SqliteStore() override { Close().IgnoreError(); }
 
   Status Init(const StoreOptions& options) {
+    exclusive_ = options.exclusive;
     if (options.exclusive && !temporary_) RETURN_IF_ERROR(LockFile(options.create_if_missing));
     // What is stored must match the key the caller has (or has not) before SQLite
     // touches the file: never a new empty store over an encrypted one, never a write
@@ -1200,28 +1201,32 @@ class SqliteStore : public Store {
     }
     Status st;
     if (writer_db_) {
-      st = writer_db_->Exec("PRAGMA wal_checkpoint(TRUNCATE);");
+      // Only the store's owner folds the WAL back: a read-only check of a live store
+      // (exclusive = false) must not make the owner's writer wait for a checkpoint.
+      if (exclusive_) st = writer_db_->Exec("PRAGMA wal_checkpoint(TRUNCATE);");
       writer_db_.reset();
     }
     if (temporary_) {
       std::error_code ec;
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix, ec);
     }
-    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock, after SQLite let go of the file
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
     lock_fd_ = -1;
     return st;
   }
 
  private:
-  // StoreOptions::exclusive: an flock on the database file itself (independent of the
-  // POSIX locks SQLite takes on it), held until Close. A missing file is left to SQLite
-  // to create or refuse.
+  // StoreOptions::exclusive: an flock on PATH-lock, held until Close. A file of its own,
+  // not the database: closing any descriptor of the database file drops every POSIX lock
+  // this process holds on it, SQLite's included, so a refused second open closing its
+  // descriptor would have unlocked the first store's connections. A store that does not
+  // exist is left to SQLite to create or refuse.
   Status LockFile(bool create) {
-    lock_fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
-    if (lock_fd_ < 0) {
-      if (errno == ENOENT) return Status::Ok();
-      return Status(StatusCode::kUnavailable, "store " + path_ + " cannot be opened: " + std::strerror(errno));
-    }
+    if (!create && !std::filesystem::exists(path_)) return Status::Ok();
+    const std::string lock_path = path_ + "-lock";
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT, 0644);
+    if (lock_fd_ < 0)
+      return Status(StatusCode::kUnavailable, "store lock " + lock_path + " cannot be opened: " + std::strerror(errno));
     if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return Status::Ok();
     const int err = errno;
     ::close(lock_fd_);
@@ -1382,6 +1387,7 @@ class SqliteStore : public Store {
   std::condition_variable checkpoint_cv_;
   size_t compress_from_ = 0;  // StoreOptions::compress_from_bytes
   int lock_fd_ = -1;          // StoreOptions::exclusive: holds the flock
+  bool exclusive_ = true;     // StoreOptions::exclusive
   std::string vfs_;  // the encrypting VFS of the store's key; empty for a plain store
   bool checkpoint_wanted_ = false;  // GUARDED_BY(checkpoint_mu_)
   std::atomic<int> checkpointed_frames_{0};  // WAL frames the last checkpoint had copied

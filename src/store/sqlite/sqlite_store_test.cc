@@ -581,12 +581,16 @@ TEST(StoreOpen, AStoreIsOpenedByOneProcessAtATime) {
   ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
   ASSERT_TRUE(WIFEXITED(wstatus));
   EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "1: opened twice, 2: wrong code, 3/4: the message names neither file nor cause";
-  // So is a second open in this process; a read-only check (exclusive = false) is not.
+  // So is a second open in this process, and the first store keeps working afterwards;
+  // a read-only check (exclusive = false) is not refused.
   EXPECT_EQ(OpenStore({.url = "sqlite:" + path}).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*first)->Write([](WriteTransaction& tx) { return tx.Put(Patient("p2", 1, "M2", "b")); }).ok());
+  EXPECT_TRUE((*first)->Read("Patient", "p2").ok());
   auto reader = OpenStore({.url = "sqlite:" + path, .read_connections = 1, .create_if_missing = false, .exclusive = false});
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-  EXPECT_TRUE((*reader)->Read("Patient", "p1").ok());
+  EXPECT_TRUE((*reader)->Read("Patient", "p2").ok());
   ASSERT_TRUE((*reader)->Close().ok());
+  EXPECT_TRUE((*first)->Read("Patient", "p1").ok());  // the reader's close left the owner alone
   // Closed, the store can be opened again.
   ASSERT_TRUE((*first)->Close().ok());
   auto again = OpenStore({.url = "sqlite:" + path});
