@@ -112,6 +112,8 @@ const Definitions& Definitions::R4() {
         if (el.is_choice && base.size() > 3) base.resize(base.size() - 3);
         for (ElementType& et : el.types) {
           et.name = TypeName(et);
+          et.backbone = et.name == "BackboneElement" || et.name == "Element";
+          et.resource = et.name == "Resource";
           if (el.is_choice) et.member = ChoiceMemberName(base, et.name);
           auto it = d->types_.find(et.name);  // every type is loaded by now
           et.def = it == d->types_.end() ? nullptr : &it->second;

@@ -1,7 +1,9 @@
 #include "rhip/fhir/fhirpath.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <unordered_map>
 
 namespace rhip::fhir {
 
@@ -237,18 +239,59 @@ void AddValues(const JsonValue& v, const TypeDef* owner, std::string_view prefix
 
 // Navigation builds no strings: element look-ups go through one reused buffer, and
 // the types, member names and paths a node carries are the model's (ElementType).
+// The element `name` of (owner, prefix), or of `name[x]` (*choice). Looked up
+// once per thread and step: the key is the model's and the expression's
+// pointers (no path string is built or hashed), checked against a copy of the
+// name, so a freed expression whose memory is reused cannot alias an entry.
+const ElementDef* FindElement(const TypeDef* owner, std::string_view prefix, std::string_view name, bool* choice) {
+  struct Key {
+    const TypeDef* owner;
+    const char* prefix;
+    size_t prefix_size;
+    const char* name;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      size_t h = std::hash<const void*>{}(k.owner);
+      h = h * 31 + std::hash<const void*>{}(k.prefix) + k.prefix_size;
+      return h * 31 + std::hash<const void*>{}(k.name);
+    }
+  };
+  struct Entry {
+    std::string name;
+    const ElementDef* element;
+    bool choice;
+  };
+  thread_local std::unordered_map<Key, Entry, KeyHash> cache;
+  const Key key{owner, prefix.data(), prefix.size(), name.data()};
+  auto it = cache.find(key);
+  if (it != cache.end() && it->second.name == name) {
+    *choice = it->second.choice;
+    return it->second.element;
+  }
+  std::string path(prefix);
+  if (!path.empty()) path += '.';
+  path += name;
+  const ElementDef* ed = owner->Find(path);
+  *choice = false;
+  if (!ed) {
+    path += "[x]";
+    ed = owner->Find(path);
+    *choice = ed != nullptr;
+  }
+  if (cache.size() > 65536) cache.clear();  // ad-hoc expressions cannot grow it without bound
+  cache.insert_or_assign(key, Entry{std::string(name), ed, *choice});
+  return ed;
+}
+
 void Child(const PathNode& n, std::string_view name, Nodes* out) {
   if (!n.value || !n.value->IsObject() || !n.owner) return;
   const Definitions& defs = Definitions::R4();
-  thread_local std::string path;
-  path.assign(n.prefix);
-  if (!path.empty()) path += '.';
-  path += name;
-  const ElementDef* ed = n.owner->Find(path);
-  if (!ed) {
-    path += "[x]";
-    ed = n.owner->Find(path);
-    if (!ed) return;
+  bool choice = false;
+  const ElementDef* ed = FindElement(n.owner, n.prefix, name, &choice);
+  if (!ed) return;
+  if (choice) {
     for (const ElementType& t : ed->types) {
       const JsonValue* v = Member(*n.value, t.member);
       if (!v) continue;
@@ -264,11 +307,11 @@ void Child(const PathNode& n, std::string_view name, Nodes* out) {
   }
   if (ed->types.empty()) return;
   const ElementType& t = ed->types[0];
-  if ((t.name == "BackboneElement" || t.name == "Element") && ed->nested) {
+  if (t.backbone && ed->nested) {
     AddValues(*v, n.owner, ed->path, "BackboneElement", out);
     return;
   }
-  if (t.name == "Resource") {  // contained / Bundle.entry.resource: typed by their resourceType
+  if (t.resource) {  // contained / Bundle.entry.resource: typed by their resourceType
     auto add_res = [&](const JsonValue& x) {
       std::string_view rt = StringMember(x, "resourceType");
       const TypeDef* td = defs.Type(rt);
@@ -462,7 +505,60 @@ Nodes Eval(const PathExpr& e, const Nodes& focus, const PathNode& root) {
   return {};
 }
 
+// What an expression's result needs from the resource root (RootElements).
+struct Roots {
+  enum Kind { kRoot, kElements, kUnknown } kind = kUnknown;
+  std::vector<std::string> names;  // kElements: one of these top-level elements must be present
+};
+
+Roots RootsOf(const PathExpr& e, std::string_view resource_type) {
+  auto unknown = [] { return Roots{}; };
+  auto child_of = [&](const PathExpr& parent, const std::string& name) {
+    Roots r = RootsOf(parent, resource_type);
+    if (r.kind == Roots::kRoot) return Roots{Roots::kElements, {name}};
+    return r;
+  };
+  switch (e.op) {
+    case Op::kPath:
+      if (e.name == resource_type || e.name == "Resource" || e.name == "DomainResource")
+        return Roots{Roots::kRoot, {}};
+      // A lower-case name at the top is a child of the root (Eval, kPath).
+      if (!e.name.empty() && std::islower(static_cast<unsigned char>(e.name[0])))
+        return Roots{Roots::kElements, {e.name}};
+      return unknown();
+    case Op::kChild:
+      return child_of(*e.args[0], e.name);
+    case Op::kIndex: case Op::kAs: {
+      Roots r = RootsOf(*e.args[0], resource_type);
+      return r.kind == Roots::kElements ? r : unknown();
+    }
+    case Op::kFunc: {
+      // These keep a subset of their input (or what it references): nothing in, nothing out.
+      static const char* const kSubset[] = {"where", "first", "resolve", "ofType", "as"};
+      bool subset = false;
+      for (const char* f : kSubset) subset = subset || e.name == f;
+      if (!subset) return unknown();
+      Roots r = RootsOf(*e.args[0], resource_type);
+      return r.kind == Roots::kElements ? r : unknown();
+    }
+    case Op::kUnion: {
+      Roots a = RootsOf(*e.args[0], resource_type), b = RootsOf(*e.args[1], resource_type);
+      if (a.kind != Roots::kElements || b.kind != Roots::kElements) return unknown();
+      for (auto& n : b.names)
+        if (std::find(a.names.begin(), a.names.end(), n) == a.names.end()) a.names.push_back(std::move(n));
+      return a;
+    }
+    default:
+      return unknown();
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> FhirPath::RootElements(std::string_view resource_type) const {
+  Roots r = RootsOf(*root_, resource_type);
+  return r.kind == Roots::kElements ? std::move(r.names) : std::vector<std::string>();
+}
 
 StatusOr<FhirPath> FhirPath::Compile(std::string_view expression) {
   Parser p(expression);
@@ -474,10 +570,19 @@ StatusOr<FhirPath> FhirPath::Compile(std::string_view expression) {
 }
 
 std::vector<PathNode> FhirPath::Evaluate(const JsonValue& resource, std::string_view resource_type) const {
+  const TypeDef* td = Definitions::R4().Type(resource_type);
+  return td ? Evaluate(resource, *td) : Evaluate(resource, resource_type, nullptr);
+}
+
+std::vector<PathNode> FhirPath::Evaluate(const JsonValue& resource, const TypeDef& resource_type) const {
+  return Evaluate(resource, resource_type.name, &resource_type);
+}
+
+std::vector<PathNode> FhirPath::Evaluate(const JsonValue& resource, std::string_view type, const TypeDef* td) const {
   PathNode root;
   root.value = &resource;
-  root.owner = Definitions::R4().Type(resource_type);
-  root.type = root.owner ? std::string_view(root.owner->name) : resource_type;
+  root.owner = td;
+  root.type = type;
   return Eval(*root_, {root}, root);
 }
 

@@ -5,6 +5,7 @@
 #include <unicode/unistr.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -22,9 +23,13 @@ using store::ParamType;
 struct CompiledParam {
   const SearchParamDef* def;
   FhirPath path;
+  // FhirPath::RootElements: the resource must have one of these for the
+  // expression to yield anything (empty: always evaluate).
+  std::vector<std::string> roots;
 };
 
 struct CompiledType {
+  const TypeDef* def = nullptr;
   std::vector<CompiledParam> params;
   std::vector<std::string> compartment;  // reference params that put a resource in a Patient's compartment
 };
@@ -39,6 +44,7 @@ const CompiledType& ForType(std::string_view type) {
     const Definitions& defs = Definitions::R4();
     for (const std::string& rt : defs.ResourceTypes()) {
       CompiledType& ct = (*t)[rt];
+      ct.def = defs.Type(rt);
       auto add = [&](const SearchParamDef& d) {
         if (d.code == "_id" || d.code == "_lastUpdated") return;  // columns of the resource row
         if (d.type == ParamType::kSpecial) return;
@@ -48,7 +54,8 @@ const CompiledType& ForType(std::string_view type) {
                        p.status().message().c_str());
           return;
         }
-        ct.params.push_back({&d, std::move(*p)});
+        std::vector<std::string> roots = p->RootElements(rt);
+        ct.params.push_back({&d, std::move(*p), std::move(roots)});
       };
       for (const auto& d : defs.SearchParams(rt)) add(d);
       for (const auto& d : defs.CommonSearchParams()) add(d);
@@ -197,12 +204,36 @@ void Dedup(std::vector<Row>& v, bool (*eq)(const Row&, const Row&)) {
 
 }  // namespace
 
+namespace {
+
+// True when every character is ASCII or a CJK unified ideograph (U+3400-U+4DBF,
+// U+4E00-U+9FFF): none of those is changed by NFD, mark removal, NFKC or case
+// folding except ASCII letters (lower-cased), so the ICU chain can be skipped.
+// Most names and addresses here are such text (bench/RESULTS.md).
+bool AsciiOrCjk(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    if (*p < 0x80) {
+      ++p;
+      continue;
+    }
+    if ((*p & 0xF0) != 0xE0 || end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return false;
+    const unsigned cp = (static_cast<unsigned>(*p & 0x0F) << 12) | (static_cast<unsigned>(p[1] & 0x3F) << 6) |
+                        static_cast<unsigned>(p[2] & 0x3F);
+    if (!((cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF))) return false;
+    p += 3;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string NormalizeSearchString(std::string_view text) {
-  bool ascii = true;
-  for (unsigned char c : text) ascii = ascii && c < 0x80;
-  if (ascii) {
+  if (AsciiOrCjk(text)) {
     std::string out(text);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : out)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     return out;
   }
   thread_local std::unique_ptr<icu::Transliterator> strip = [] {
@@ -221,12 +252,33 @@ std::string NormalizeSearchString(std::string_view text) {
 
 namespace {
 
-store::IndexRows Extract(const JsonValue& resource, std::string_view type, const std::vector<std::string>* only) {
+// True when the resource has a top-level member for one of `roots` (a choice
+// element's base matches its typed members: "value" matches "valueQuantity").
+bool HasAnyRoot(const std::vector<std::string_view>& members, const std::vector<std::string>& roots) {
+  for (const std::string& r : roots)
+    for (std::string_view m : members)
+      if (m.size() >= r.size() && m.compare(0, r.size(), r) == 0 &&
+          (m.size() == r.size() || std::isupper(static_cast<unsigned char>(m[r.size()]))))
+        return true;
+  return false;
+}
+
+store::IndexRows Extract(const JsonValue& resource, std::string_view type, const std::vector<std::string>* only,
+                         bool skip_absent = true) {
   store::IndexRows rows;
   const CompiledType& ct = ForType(type);
+  // Most of a type's parameters read elements a given resource does not have
+  // (an Observation has ~10 of the ~40 its parameters read): those are skipped
+  // without evaluating their expressions.
+  thread_local std::vector<std::string_view> members;
+  members.clear();
+  if (resource.IsObject())
+    for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it)
+      members.emplace_back(it->name.GetString(), it->name.GetStringLength());
   for (const CompiledParam& p : ct.params) {
     if (only && std::find(only->begin(), only->end(), p.def->code) == only->end()) continue;
-    std::vector<PathNode> nodes = p.path.Evaluate(resource, type);
+    if (skip_absent && !p.roots.empty() && !HasAnyRoot(members, p.roots)) continue;
+    std::vector<PathNode> nodes = ct.def ? p.path.Evaluate(resource, *ct.def) : p.path.Evaluate(resource, type);
     const std::string& code = p.def->code;
     for (const PathNode& n : nodes) {
       if (!n.value && n.boolean < 0) continue;
@@ -274,6 +326,10 @@ store::IndexRows Extract(const JsonValue& resource, std::string_view type, const
 
 store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type) {
   return Extract(resource, type, nullptr);
+}
+
+store::IndexRows ExtractIndexEvaluatingAll(const JsonValue& resource, std::string_view type) {
+  return Extract(resource, type, nullptr, /*skip_absent=*/false);
 }
 
 store::IndexRows ExtractIndexOf(const JsonValue& resource, std::string_view type,

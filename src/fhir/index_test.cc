@@ -150,6 +150,53 @@ TEST(Index, NormalizeFoldsCaseWidthAndAccents) {
   EXPECT_EQ(NormalizeSearchString("ＡＢＣ"), "abc");
   EXPECT_EQ(NormalizeSearchString("Zhāng"), "zhang");
   EXPECT_EQ(NormalizeSearchString("张伟"), "张伟");
+  // Chinese with ASCII takes the fast path (no ICU); what ICU would change still goes through it.
+  EXPECT_EQ(NormalizeSearchString("浙江省嘉兴市 ZHONGSHAN路12号"), "浙江省嘉兴市 zhongshan路12号");
+  EXPECT_EQ(NormalizeSearchString("㐀丂"), "㐀丂");                  // CJK extension A and unified: unchanged
+  EXPECT_EQ(NormalizeSearchString("\uF900"), "\u8C48");           // a compatibility ideograph: NFKC maps it
+  EXPECT_EQ(NormalizeSearchString("张\u3000伟"), "张 伟");          // ideographic space: NFKC makes it a space
+  EXPECT_EQ(NormalizeSearchString("王Ａ"), "王a");                   // full-width letter after a Chinese one
+}
+
+}  // namespace
+}  // namespace rhip::fhir
+
+namespace rhip::fhir {
+namespace {
+
+TEST(FhirPathRoots, NameTheTopLevelElementsAResultComesFrom) {
+  auto roots = [](const char* expr, const char* type) {
+    auto p = FhirPath::Compile(expr);
+    EXPECT_TRUE(p.ok()) << expr;
+    return p->RootElements(type);
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(roots("Observation.subject", "Observation"), V{"subject"});
+  EXPECT_EQ(roots("Observation.subject.where(resolve() is Patient)", "Observation"), V{"subject"});
+  EXPECT_EQ(roots("Observation.code | Observation.component.code", "Observation"), (V{"code", "component"}));
+  EXPECT_EQ(roots("(Observation.value as Quantity)", "Observation"), V{"value"});
+  EXPECT_EQ(roots("Patient.telecom.where(system='phone')", "Patient"), V{"telecom"});
+  EXPECT_EQ(roots("Resource.meta.tag", "Patient"), V{"meta"});
+  // Results that exist without the element, or whose roots cannot be told: always evaluated.
+  EXPECT_TRUE(roots("Patient.deceased.exists() and Patient.deceased != false", "Patient").empty());
+  EXPECT_TRUE(roots("Patient.name.exists()", "Patient").empty());
+  EXPECT_TRUE(roots("Observation.code | Observation.code.exists()", "Observation").empty());
+  EXPECT_TRUE(roots("$this", "Observation").empty());
+}
+
+TEST(Index, SkippingParametersWhoseElementsAreAbsentChangesNoRow) {
+  // A resource without the element a parameter reads yields no row either way;
+  // one whose choice element is present under its typed name is not skipped.
+  Json obs = Parse(R"({"resourceType":"Observation","id":"o","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"718-7"}]},
+    "effectivePeriod":{"start":"2024-01-01"},"valueQuantity":{"value":5,"unit":"g"}})");
+  store::IndexRows fast = ExtractIndex(obs, "Observation");
+  store::IndexRows all = ExtractIndexEvaluatingAll(obs, "Observation");
+  EXPECT_EQ(fast.dates.size(), all.dates.size());
+  EXPECT_EQ(fast.quantities.size(), all.quantities.size());
+  EXPECT_EQ(fast.tokens.size(), all.tokens.size());
+  EXPECT_FALSE(fast.dates.empty());
+  EXPECT_FALSE(fast.quantities.empty());
 }
 
 }  // namespace

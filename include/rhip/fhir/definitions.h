@@ -30,6 +30,8 @@ struct ElementType {
   std::string name;                  // TypeName(*this): "string" for "System.string"
   std::string member;                // of a choice element: its JSON member ("valueQuantity"); "" otherwise
   const TypeDef* def = nullptr;      // the type named `name`; nullptr for System types without a definition
+  bool backbone = false;             // `name` is "BackboneElement" or "Element" (children defined inline)
+  bool resource = false;             // `name` is "Resource" (contained, Bundle.entry.resource)
 };
 
 // Hash and equality that take a std::string_view, so that a look-up by name

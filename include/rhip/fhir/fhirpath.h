@@ -46,9 +46,19 @@ class FhirPath {
   static StatusOr<FhirPath> Compile(std::string_view expression);
 
   std::vector<PathNode> Evaluate(const JsonValue& resource, std::string_view resource_type) const;
+  // The same with the resource type's definition at hand (no look-up by name).
+  std::vector<PathNode> Evaluate(const JsonValue& resource, const TypeDef& resource_type) const;
+  // The top-level elements of a `resource_type` resource that the expression's
+  // result comes from: when the resource has none of them, Evaluate returns
+  // nothing, so a caller may skip it. A choice element is named by its base
+  // ("value" for value[x]). Empty when that cannot be told from the expression
+  // (e.g. `Patient.deceased.exists()`, which is true or false either way).
+  std::vector<std::string> RootElements(std::string_view resource_type) const;
   const std::string& expression() const { return expression_; }
 
  private:
+  std::vector<PathNode> Evaluate(const JsonValue& resource, std::string_view type, const TypeDef* td) const;
+
   std::string expression_;
   // shared_ptr to const: the tree is immutable and shared by copies of this handle.
   std::shared_ptr<const PathExpr> root_;

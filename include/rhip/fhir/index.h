@@ -22,6 +22,11 @@ namespace rhip::fhir {
 // `resource` must be a JSON object with resourceType == `type` (not checked).
 store::IndexRows ExtractIndex(const JsonValue& resource, std::string_view type);
 
+// ExtractIndex evaluating every parameter's expression, also those whose
+// elements the resource lacks (ExtractIndex skips them: FhirPath::RootElements).
+// Slower; for tests that check the skipping changes nothing.
+store::IndexRows ExtractIndexEvaluatingAll(const JsonValue& resource, std::string_view type);
+
 // Only the rows of the named parameters (and compartment membership when a
 // named parameter puts the resource in a Patient compartment): cheaper than
 // ExtractIndex when a caller needs a few references, e.g. authorization.
