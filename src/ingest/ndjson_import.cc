@@ -179,6 +179,23 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
         p->line = line_no;
         ready.push_back(std::move(*p));
       }
+      // The requests are built and, after the write, destroyed here on the worker:
+      // the store's single writer only writes (it neither encodes index rows nor
+      // frees what it wrote). The write function leaves `puts` as it found them,
+      // so that the store may run it again.
+      std::vector<store::PutRequest> puts(ready.size());
+      for (size_t i = 0; i < ready.size(); ++i) {
+        Prepared& p = ready[i];
+        store::PutRequest& put = puts[i];
+        put.type = std::move(p.type);
+        put.id = std::move(p.id);
+        put.version = 1;
+        put.last_updated = now;
+        put.method = "PUT";
+        put.json = std::move(p.json_v1);
+        put.index = std::move(p.index);
+        put.encoded_index = store.EncodeIndex(put.type, put.index);
+      }
       int64_t created = 0, updated = 0, unchanged = 0;
       std::map<std::string, int64_t> per_type;
       std::vector<store::ResourceVersion> written;
@@ -186,21 +203,13 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
         created = updated = unchanged = 0;
         per_type.clear();
         written.clear();
-        for (Prepared& p : ready) {
-          store::PutRequest put;
-          put.type = std::move(p.type);
-          put.id = std::move(p.id);
-          put.version = 1;
-          put.last_updated = now;
-          put.method = "PUT";
-          put.json = std::move(p.json_v1);
-          put.index = std::move(p.index);
+        for (const store::PutRequest& put : puts) {
           // A create, the common case: the store refuses version 1 of a resource it holds.
           Status created_now = tx.Put(put);
           if (created_now.ok()) {
             ++created;
             per_type[put.type] += 1;
-            if (options.on_written) written.push_back({put.type, put.id, 1, now, false, "PUT", std::move(put.json)});
+            if (options.on_written) written.push_back({put.type, put.id, 1, now, false, "PUT", put.json});
             continue;
           }
           if (created_now.code() != StatusCode::kConflict) return created_now;
@@ -222,14 +231,20 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
               }
             }
           }
-          put.version = cur->version + 1;
-          fhir::SetVersionMeta(doc, put.version, now);
-          put.json = fhir::WriteJson(doc);
-          RETURN_IF_ERROR(tx.Put(put));
+          store::PutRequest next;
+          next.type = put.type;
+          next.id = put.id;
+          next.version = cur->version + 1;
+          next.last_updated = now;
+          next.method = "PUT";
+          fhir::SetVersionMeta(doc, next.version, now);
+          next.json = fhir::WriteJson(doc);
+          next.index = put.index;
+          RETURN_IF_ERROR(tx.Put(next));
           ++updated;
           per_type[put.type] += 1;
           if (options.on_written)
-            written.push_back({put.type, put.id, put.version, now, false, "PUT", std::move(put.json)});
+            written.push_back({next.type, next.id, next.version, now, false, "PUT", std::move(next.json)});
         }
         return Status::Ok();
       });

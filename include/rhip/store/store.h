@@ -70,6 +70,10 @@ struct PutRequest {
   std::string method;  // "POST" or "PUT"
   std::string json;
   IndexRows index;
+  // Optional: Store::EncodeIndex(type, index), computed before the write on the
+  // caller's thread, so that the store's single writer does not (bulk import).
+  // Empty: the store encodes `index` itself.
+  std::string encoded_index;
 };
 
 struct DeleteRequest {
@@ -256,6 +260,14 @@ class Store {
 
   // Flushes and closes; further calls fail with kUnavailable. Idempotent.
   virtual Status Close() = 0;
+
+  // The backend's stored form of a resource's index rows (PutRequest::encoded_index).
+  // Thread-safe, no store access; empty when the backend has none.
+  virtual std::string EncodeIndex(std::string_view type, const IndexRows& rows) const {
+    (void)type;
+    (void)rows;
+    return {};
+  }
 
  protected:
   Store() = default;

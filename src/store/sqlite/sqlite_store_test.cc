@@ -1099,3 +1099,51 @@ TEST(UncopiedWalFramesTest, AWalThatStartedOverForgetsTheOldCount) {
 
 }  // namespace
 }  // namespace rhip::store::sqlite
+
+namespace rhip::store {
+namespace {
+
+TEST_P(StoreTest, IndexEncodedBeforeTheWriteIsStoredAsIfTheStoreHadEncodedIt) {
+  PutRequest a = Patient("p1", 1, "M1", "zhang wei");
+  a.encoded_index = store_->EncodeIndex(a.type, a.index);
+  ASSERT_FALSE(a.encoded_index.empty());
+  ASSERT_TRUE(Put(a).ok());
+  ASSERT_TRUE(Put(Patient("p2", 1, "M2", "zhang wei")).ok());  // encoded by the store
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}), std::vector<std::string>{"p1"});
+  Criterion name{.param = "name", .type = store::ParamType::kString, .values = {{.text = "zhang"}}};
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {name}}), (std::vector<std::string>{"p1", "p2"}));
+  // The next version's rows replace the pre-encoded ones exactly.
+  ASSERT_TRUE(Put(Patient("p1", 2, "M9", "zhang wei")).ok());
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).empty());
+  EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M9")}}), std::vector<std::string>{"p1"});
+  // A damaged encoding is refused and writes nothing.
+  PutRequest bad = Patient("p3", 1, "M3", "li na");
+  bad.encoded_index = std::string("\x7f\x01garbage", 9);
+  Status st = Put(bad);
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st.ToString();
+  EXPECT_EQ(store_->Read("Patient", "p3").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, ManyEqualIndexEntriesInOneWriteAreAllFound) {
+  // 3,000 resources sharing most of their values (one write): Flush groups equal entries.
+  Status st = store_->Write([&](WriteTransaction& tx) -> Status {
+    for (int i = 0; i < 3000; ++i)
+      RETURN_IF_ERROR(tx.Put(Observation("o" + std::to_string(i), i % 2 ? "pa" : "pb", (i % 7) * kMicrosPerDay, 1)));
+    return Status::Ok();
+  });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  Criterion subject{.param = "subject", .type = store::ParamType::kReference, .values = {{.target_type = "Patient", .target_id = "pa"}}};
+  SearchQuery q{.type = "Observation", .criteria = {subject}, .count = 5000};
+  auto page = store_->Search(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->resources.size(), 1500u);
+  q.criteria.push_back(Date("date", Prefix::kEq, 3 * kMicrosPerDay, 3 * kMicrosPerDay));
+  page = store_->Search(q);
+  ASSERT_TRUE(page.ok());
+  int expected = 0;
+  for (int i = 1; i < 3000; i += 2) expected += i % 7 == 3;
+  EXPECT_EQ(static_cast<int>(page->resources.size()), expected);
+}
+
+}  // namespace
+}  // namespace rhip::store
