@@ -94,3 +94,37 @@ TEST(Json, BoundsNestingDepth) {
 
 }  // namespace
 }  // namespace rhip::fhir
+
+namespace rhip::fhir {
+namespace {
+
+// ParseJson checks UTF-8 itself before RapidJSON parses (json.cc, IsValidUtf8):
+// every valid boundary passes and every malformed form fails, wherever it sits.
+TEST(Json, Utf8IsCheckedStrictlyAtEveryBoundaryAndPosition) {
+  const char* valid[] = {"\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
+                         "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xe5\xbc\xa0"};
+  const char* invalid[] = {"\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
+                           "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+                           "\xff", "\x80", "\xe5\xbc", "\xe5\x41\xa0", "\xf0\x90\x80"};
+  for (const std::string pad : {"", "abcdefghijklmnop"}) {
+    for (const char* v : valid) {
+      const std::string text = "{\"a\":\"" + pad + v + pad + "\"}";
+      auto d = ParseJson(text);
+      ASSERT_TRUE(d.ok()) << "valid sequence refused: " << d.status().ToString();
+      EXPECT_EQ(StringMember(*d, "a"), pad + v + pad);
+    }
+    for (const char* v : invalid) {
+      const std::string text = "{\"a\":\"" + pad + v + pad + "\"}";
+      auto d = ParseJson(text);
+      ASSERT_FALSE(d.ok()) << "malformed sequence accepted after " << pad.size() << " bytes";
+      EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(d.status().message().find("malformed JSON"), std::string::npos) << d.status().message();
+    }
+  }
+  // Malformed bytes outside strings, and a sequence cut off by the end of the text.
+  EXPECT_FALSE(ParseJson("{\"a\":1}\xe5").ok());
+  EXPECT_FALSE(ParseJson("{\"a\xe5\":1}").ok());
+}
+
+}  // namespace
+}  // namespace rhip::fhir

@@ -11,16 +11,50 @@
 namespace rhip::fhir {
 namespace {
 
-// What a JSON member name means inside one (type, backbone path) scope.
+// How a primitive's JSON value is checked (Validator::Primitive).
+enum class Prim {
+  kNone, kBoolean, kInteger, kPositiveInt, kUnsignedInt, kDecimal, kDate, kDateTime, kInstant, kTime,
+  kId, kCode, kUri, kOid, kUuid, kBase64, kString
+};
+
+Prim PrimOf(std::string_view code) {
+  static const std::pair<std::string_view, Prim> kPrims[] = {
+      {"boolean", Prim::kBoolean}, {"integer", Prim::kInteger}, {"positiveInt", Prim::kPositiveInt},
+      {"unsignedInt", Prim::kUnsignedInt}, {"decimal", Prim::kDecimal}, {"date", Prim::kDate},
+      {"dateTime", Prim::kDateTime}, {"instant", Prim::kInstant}, {"time", Prim::kTime}, {"id", Prim::kId},
+      {"code", Prim::kCode}, {"uri", Prim::kUri}, {"url", Prim::kUri}, {"canonical", Prim::kUri},
+      {"oid", Prim::kOid}, {"uuid", Prim::kUuid}, {"base64Binary", Prim::kBase64}};
+  for (const auto& [name, prim] : kPrims)
+    if (name == code) return prim;
+  return Prim::kString;
+}
+
+struct Scope;
+
+// What a JSON member name means inside one (type, backbone path) scope, with
+// everything its value's check needs looked up once, when the table is built.
 struct MemberInfo {
   const ElementDef* element = nullptr;
   std::string type;  // the type this member carries ("valueQuantity" → "Quantity")
   std::string base;  // element name without [x] ("value")
+  enum class Kind { kPrimitive, kObject, kResource } kind = Kind::kPrimitive;
+  Prim prim = Prim::kNone;        // kPrimitive
+  const Scope* scope = nullptr;   // kObject: the scope of the value's members (nullptr: not checked)
+  const TypeDef* def = nullptr;   // the type named `type`, if any
+};
+
+// A required (min >= 1) element and the JSON members that satisfy it.
+struct Required {
+  const ElementDef* element;
+  std::string name;                  // "status", or "value[x]" for a choice
+  std::vector<std::string> members;  // "status", "_status"; a choice: each typed name and its "_" form
 };
 
 struct Scope {
+  const TypeDef* td = nullptr;
+  std::string prefix;  // backbone path inside td ("" at the type's root)
   NameMap<MemberInfo> members;
-  std::vector<const ElementDef*> required;  // min >= 1 children
+  std::vector<Required> required;
 };
 
 // Built once: "Type|prefix" → its members, for every type of the model.
@@ -46,11 +80,17 @@ class ScopeTable {
     k += prefix;
     return k;
   }
+  Scope& At(const TypeDef* td, const std::string& prefix) {
+    Scope& sc = scopes_[Key(td->name, prefix)];
+    sc.td = td;
+    sc.prefix = prefix;
+    return sc;
+  }
   ScopeTable() {
     const Definitions& defs = Definitions::R4();
     std::vector<std::string> names;
     for (const auto& rt : defs.ResourceTypes()) names.push_back(rt);
-    for (const char* extra : {"Resource", "DomainResource"}) names.emplace_back(extra);
+    for (const char* extra : {"Resource", "DomainResource", "Element"}) names.emplace_back(extra);
     // datatypes: every type referenced from an element
     std::vector<const TypeDef*> todo;
     for (const auto& n : names)
@@ -61,13 +101,27 @@ class ScopeTable {
       todo.pop_back();
       if (seen[td->name]) continue;
       seen[td->name] = true;
-      scopes_[Key(td->name, "")];
+      At(td, "");
       for (const ElementDef& e : td->elements) {
         size_t dot = e.path.rfind('.');
         std::string prefix = dot == std::string::npos ? "" : e.path.substr(0, dot);
         std::string name = dot == std::string::npos ? e.path : e.path.substr(dot + 1);
-        Scope& scope = scopes_[Key(td->name, prefix)];
-        if (e.min >= 1) scope.required.push_back(&e);
+        Scope& scope = At(td, prefix);
+        if (e.min >= 1) {
+          Required r{&e, name, {}};
+          if (e.is_choice) {
+            std::string base = name.substr(0, name.size() - 3);
+            for (const ElementType& t : e.types) {
+              std::string n = ChoiceMemberName(base, TypeName(t));
+              r.members.push_back(n);
+              r.members.push_back("_" + n);
+            }
+            r.name = base + "[x]";
+          } else {
+            r.members = {name, "_" + name};
+          }
+          scope.required.push_back(std::move(r));
+        }
         if (e.is_choice) {
           std::string base = name.substr(0, name.size() - 3);
           for (const ElementType& t : e.types) {
@@ -82,8 +136,50 @@ class ScopeTable {
         }
       }
     }
+    // Second pass, every scope known: what each member's value is checked as
+    // (the order Validator::Value used to decide it in).
+    for (auto& [key, scope] : scopes_) {
+      for (auto& [name, m] : scope.members) {
+        const ElementDef& e = *m.element;
+        m.def = defs.Type(m.type);
+        if (!e.content_reference.empty()) {
+          m.kind = MemberInfo::Kind::kObject;
+          m.scope = Find(scope.td, e.content_reference);
+        } else if (e.path == "id" && scope.td->kind == TypeKind::kResource) {
+          // Resource.id is typed System.String in the R4 snapshot but is an `id`.
+          m.prim = Prim::kId;
+        } else if (m.type == "Resource") {
+          m.kind = MemberInfo::Kind::kResource;
+        } else if ((m.type == "BackboneElement" || m.type == "Element") && Find(scope.td, e.path)) {
+          m.kind = MemberInfo::Kind::kObject;
+          m.scope = Find(scope.td, e.path);
+        } else if (!m.def || m.def->kind == TypeKind::kPrimitive) {
+          m.prim = PrimOf(m.type);
+        } else {
+          m.kind = MemberInfo::Kind::kObject;
+          m.scope = Find(m.def, "");
+        }
+      }
+    }
   }
   NameMap<Scope> scopes_;
+};
+
+// A place in the resource, rendered as FHIRPath text only when an issue names it.
+struct Loc {
+  const Loc* parent = nullptr;
+  std::string_view name;  // a member, or the whole text at the root (parent == nullptr)
+  int index = -1;         // >= 0: the index-th element of parent's array
+  std::string str() const {
+    if (!parent) return std::string(name);
+    std::string s = parent->str();
+    if (index >= 0) return s + "[" + std::to_string(index) + "]";
+    s += '.';
+    s += name;
+    return s;
+  }
+  Loc Child(std::string_view n) const { return Loc{this, n, -1}; }
+  Loc Index(int i) const { return Loc{this, {}, i}; }
 };
 
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -110,74 +206,63 @@ class Validator {
     issues.push_back({"error", code, std::move(diagnostics), std::move(expression)});
   }
 
-  void Resource(const JsonValue& v, const std::string& loc) {
+  // `loc` is nullptr for the resource being validated, else where a contained one sits.
+  void Resource(const JsonValue& v, const Loc* loc) {
+    auto at = [&](const char* member) { return loc ? loc->str() + "." + member : std::string(member); };
     if (!v.IsObject()) {
-      Add("structure", "a resource must be a JSON object", loc.empty() ? "Resource" : loc);
+      Add("structure", "a resource must be a JSON object", loc ? loc->str() : "Resource");
       return;
     }
     std::string_view rt = StringMember(v, "resourceType");
     const Definitions& defs = Definitions::R4();
     if (rt.empty()) {
-      Add("required", "resourceType is missing", loc.empty() ? "resourceType" : loc + ".resourceType");
+      Add("required", "resourceType is missing", at("resourceType"));
       return;
     }
     if (!defs.IsResourceType(rt)) {
-      Add("not-supported", "unknown resourceType '" + std::string(rt) + "'",
-          loc.empty() ? "resourceType" : loc + ".resourceType");
+      Add("not-supported", "unknown resourceType '" + std::string(rt) + "'", at("resourceType"));
       return;
     }
-    const TypeDef* td = defs.Type(rt);
-    Object(v, td, "", loc.empty() ? std::string(rt) : loc, true);
+    const Scope* scope = ScopeTable::Get().Find(defs.Type(rt), "");
+    if (loc) {
+      Object(v, scope, *loc, true);
+    } else {
+      const Loc root{nullptr, rt, -1};
+      Object(v, scope, root, true);
+    }
   }
 
  private:
-  void Object(const JsonValue& v, const TypeDef* td, const std::string& prefix, const std::string& loc,
-              bool resource_root) {
-    const Scope* scope = ScopeTable::Get().Find(td, prefix);
+  void Object(const JsonValue& v, const Scope* scope, const Loc& loc, bool resource_root) {
     if (!scope) return;
     for (auto it = v.MemberBegin(); it != v.MemberEnd() && !Full(); ++it) {
       const std::string_view name(it->name.GetString(), it->name.GetStringLength());
       if (name == "resourceType" && resource_root) continue;
       if (name == "fhir_comments") continue;
       if (!name.empty() && name[0] == '_') {
-        PrimitiveExtension(it->value, *scope, std::string(name), loc);
+        PrimitiveExtension(it->value, *scope, name, loc);
         continue;
       }
       auto m = scope->members.find(name);
       if (m == scope->members.end()) {
-        Unknown(std::string(name), *scope, td, prefix, loc);
+        Unknown(std::string(name), *scope, loc);
         continue;
       }
-      std::string child;
-      child.reserve(loc.size() + 1 + name.size());
-      child += loc;
-      child += '.';
-      child += name;
-      Member(it->value, m->second, td, child);
+      Member(it->value, m->second, loc.Child(name));
     }
     // Required elements (a primitive may be present only as its `_name` extension).
-    for (const ElementDef* e : scope->required) {
+    for (const Required& r : scope->required) {
       if (Full()) return;
-      size_t dot = e->path.rfind('.');
-      std::string name = dot == std::string::npos ? e->path : e->path.substr(dot + 1);
       bool present = false;
-      if (e->is_choice) {
-        std::string base = name.substr(0, name.size() - 3);
-        for (const ElementType& t : e->types) {
-          std::string n = ChoiceMemberName(base, TypeName(t));
-          present = present || v.HasMember(n.c_str()) || v.HasMember(("_" + n).c_str());
-        }
-        name = base + "[x]";
-      } else {
-        present = v.HasMember(name.c_str()) || v.HasMember(("_" + name).c_str());
+      for (const std::string& n : r.members) present = present || v.HasMember(n.c_str());
+      if (!present) {
+        const std::string l = loc.str() + "." + r.name;
+        Add("required", l + " is required (minimum cardinality " + std::to_string(r.element->min) + ")", l);
       }
-      if (!present) Add("required", loc + "." + name + " is required (minimum cardinality " +
-                                        std::to_string(e->min) + ")", loc + "." + name);
     }
   }
 
-  void Unknown(const std::string& name, const Scope& scope, const TypeDef* td, const std::string& prefix,
-               const std::string& loc) {
+  void Unknown(const std::string& name, const Scope& scope, const Loc& loc) {
     std::string best;
     size_t best_d = 3;
     for (const auto& [n, _] : scope.members) {
@@ -187,142 +272,161 @@ class Validator {
         best = n;
       }
     }
-    std::string where = prefix.empty() ? td->name : td->name + "." + prefix;
+    std::string where = scope.prefix.empty() ? scope.td->name : scope.td->name + "." + scope.prefix;
     std::string msg = "unknown element '" + name + "' in " + where;
     if (!best.empty()) msg += " (did you mean '" + best + "'?)";
-    Add("structure", msg, loc + "." + name);
+    Add("structure", msg, loc.str() + "." + name);
   }
 
-  void PrimitiveExtension(const JsonValue& v, const Scope& scope, const std::string& name, const std::string& loc) {
-    auto m = scope.members.find(std::string_view(name).substr(1));
+  void PrimitiveExtension(const JsonValue& v, const Scope& scope, std::string_view name, const Loc& loc) {
+    auto m = scope.members.find(name.substr(1));
     const Definitions& defs = Definitions::R4();
-    if (m == scope.members.end() || !defs.Type(m->second.type) ||
-        defs.Type(m->second.type)->kind != TypeKind::kPrimitive) {
-      Add("structure", "'" + name + "' extends no primitive element", loc + "." + name);
+    if (m == scope.members.end() || !m->second.def || m->second.def->kind != TypeKind::kPrimitive) {
+      Add("structure", "'" + std::string(name) + "' extends no primitive element", loc.str() + "." + std::string(name));
       return;
     }
-    auto check = [&](const JsonValue& x, const std::string& l) {
+    static const Scope* element = ScopeTable::Get().Find(defs.Type("Element"), "");
+    auto check = [&](const JsonValue& x, const Loc& l) {
       if (x.IsNull()) return;
       if (!x.IsObject()) {
-        Add("structure", "'" + name + "' must hold an object with id/extension", l);
+        Add("structure", "'" + std::string(name) + "' must hold an object with id/extension", l.str());
         return;
       }
-      Object(x, defs.Type("Element"), "", l, false);
+      Object(x, element, l, false);
     };
+    const Loc here = loc.Child(name);
     if (v.IsArray()) {
       int i = 0;
-      for (const auto& x : v.GetArray()) check(x, loc + "." + name + "[" + std::to_string(i++) + "]");
+      for (const auto& x : v.GetArray()) check(x, here.Index(i++));
     } else {
-      check(v, loc + "." + name);
+      check(v, here);
     }
   }
 
-  void Member(const JsonValue& v, const MemberInfo& m, const TypeDef* owner, const std::string& loc) {
+  void Member(const JsonValue& v, const MemberInfo& m, const Loc& loc) {
     const ElementDef& e = *m.element;
     const bool many = e.max == -1 || e.max > 1;
     if (v.IsArray()) {
       if (!many) {
-        Add("structure", loc + " takes one value, not an array (maximum cardinality " + std::to_string(e.max) + ")",
-            loc);
+        const std::string l = loc.str();
+        Add("structure", l + " takes one value, not an array (maximum cardinality " + std::to_string(e.max) + ")", l);
         return;
       }
       if (v.Empty()) {
-        Add("structure", loc + " is an empty array: leave the element out instead", loc);
+        const std::string l = loc.str();
+        Add("structure", l + " is an empty array: leave the element out instead", l);
         return;
       }
       int i = 0;
       for (const auto& x : v.GetArray()) {
-        std::string l = loc + "[" + std::to_string(i++) + "]";
+        const Loc l = loc.Index(i++);
         if (x.IsNull()) continue;  // paired with `_name` for primitives
-        Value(x, m, owner, l);
+        Value(x, m, l);
       }
       return;
     }
     if (many) {
-      Add("structure", loc + " must be an array (maximum cardinality " +
-                           (e.max == -1 ? std::string("*") : std::to_string(e.max)) + ")", loc);
+      const std::string l = loc.str();
+      Add("structure", l + " must be an array (maximum cardinality " +
+                           (e.max == -1 ? std::string("*") : std::to_string(e.max)) + ")", l);
       return;
     }
     if (v.IsNull()) {
-      Add("structure", loc + " is null: leave the element out instead", loc);
+      const std::string l = loc.str();
+      Add("structure", l + " is null: leave the element out instead", l);
       return;
     }
-    Value(v, m, owner, loc);
+    Value(v, m, loc);
   }
 
-  void Value(const JsonValue& v, const MemberInfo& m, const TypeDef* owner, const std::string& loc) {
-    const Definitions& defs = Definitions::R4();
-    const ElementDef& e = *m.element;
-    if (!e.content_reference.empty()) {
-      if (!v.IsObject()) return Add("structure", loc + " must be an object", loc);
-      return Object(v, owner, e.content_reference, loc, false);
+  void Value(const JsonValue& v, const MemberInfo& m, const Loc& loc) {
+    switch (m.kind) {
+      case MemberInfo::Kind::kResource:
+        return Resource(v, &loc);
+      case MemberInfo::Kind::kObject:
+        if (!v.IsObject()) {
+          const std::string l = loc.str();
+          const bool typed = m.element->content_reference.empty() && m.type != "BackboneElement" &&
+                             m.type != "Element";
+          return Add("structure", l + " must be an object" + (typed ? " (" + m.type + ")" : std::string()), l);
+        }
+        return Object(v, m.scope, loc, false);
+      case MemberInfo::Kind::kPrimitive:
+        return Primitive(v, m.prim, m.prim == Prim::kId ? std::string_view("id") : std::string_view(m.type), loc);
     }
-    const std::string& code = m.type;
-    // Resource.id is typed System.String in the R4 snapshot but is an `id`.
-    if (e.path == "id" && owner->kind == TypeKind::kResource) return Primitive(v, "id", loc);
-    if (code == "Resource") return Resource(v, loc);
-    if ((code == "BackboneElement" || code == "Element") && ScopeTable::Get().Find(owner, e.path)) {
-      if (!v.IsObject()) return Add("structure", loc + " must be an object", loc);
-      return Object(v, owner, e.path, loc, false);
-    }
-    const TypeDef* td = defs.Type(code);
-    if (!td) return Primitive(v, code, loc);  // "string" for System.String ids
-    if (td->kind == TypeKind::kPrimitive) return Primitive(v, code, loc);
-    if (!v.IsObject()) return Add("structure", loc + " must be an object (" + code + ")", loc);
-    Object(v, td, "", loc, false);
   }
 
-  void Primitive(const JsonValue& v, const std::string& code, const std::string& loc) {
-    auto bad = [&](const std::string& why) { Add("value", loc + ": " + why, loc); };
+  void Primitive(const JsonValue& v, Prim prim, std::string_view code, const Loc& loc) {
+    auto bad = [&](const std::string& why) {
+      const std::string l = loc.str();
+      Add("value", l + ": " + why, l);
+    };
     auto show = [&]() -> std::string {
       if (v.IsString()) return "'" + std::string(v.GetString(), v.GetStringLength()) + "'";
       return v.IsNumber() ? "a number" : v.IsBool() ? "a boolean" : v.IsObject() ? "an object" : "an array";
     };
-    if (code == "boolean") {
-      if (!v.IsBool()) bad(show() + " is not a boolean (use true or false without quotes)");
-      return;
+    switch (prim) {
+      case Prim::kBoolean:
+        if (!v.IsBool()) bad(show() + " is not a boolean (use true or false without quotes)");
+        return;
+      case Prim::kInteger: case Prim::kPositiveInt: case Prim::kUnsignedInt:
+        if (!v.IsInt()) return bad(show() + " is not a 32-bit whole number");
+        if (prim == Prim::kPositiveInt && v.GetInt() < 1) bad("must be 1 or more");
+        if (prim == Prim::kUnsignedInt && v.GetInt() < 0) bad("must be 0 or more");
+        return;
+      case Prim::kDecimal:
+        if (!v.IsNumber()) bad(show() + " is not a decimal number (no quotes)");
+        return;
+      default:
+        break;
     }
-    if (code == "integer" || code == "positiveInt" || code == "unsignedInt") {
-      if (!v.IsInt()) return bad(show() + " is not a 32-bit whole number");
-      if (code == "positiveInt" && v.GetInt() < 1) bad("must be 1 or more");
-      if (code == "unsignedInt" && v.GetInt() < 0) bad("must be 0 or more");
-      return;
-    }
-    if (code == "decimal") {
-      if (!v.IsNumber()) bad(show() + " is not a decimal number (no quotes)");
-      return;
-    }
-    if (!v.IsString()) return bad(show() + " must be a JSON string (" + code + ")");
+    if (!v.IsString()) return bad(show() + " must be a JSON string (" + std::string(code) + ")");
     std::string_view s(v.GetString(), v.GetStringLength());
     if (s.empty()) return bad("empty string: leave the element out instead");
-    if (code == "date") {
-      if (!IsValidFhirDate(s)) bad("'" + std::string(s) + "' is not a valid FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)" + Why(s));
-    } else if (code == "dateTime") {
-      if (!IsValidFhirDateTime(s))
-        bad("'" + std::string(s) + "' is not a valid FHIR dateTime (a date, or YYYY-MM-DDThh:mm:ss with a zone)" + Why(s));
-    } else if (code == "instant") {
-      if (!IsValidFhirInstant(s)) bad("'" + std::string(s) + "' is not a valid FHIR instant (YYYY-MM-DDThh:mm:ss[.fff] with a zone)" + Why(s));
-    } else if (code == "time") {
-      if (!IsValidFhirTime(s)) bad("'" + std::string(s) + "' is not a valid FHIR time (hh:mm:ss)");
-    } else if (code == "id") {
-      bool ok = s.size() <= 64;
-      for (char c : s) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
-      if (!ok) bad("'" + std::string(s) + "' is not a valid id (1-64 of A-Z a-z 0-9 - .)");
-    } else if (code == "code") {
-      if (std::isspace(static_cast<unsigned char>(s.front())) || std::isspace(static_cast<unsigned char>(s.back())) ||
-          s.find("  ") != std::string_view::npos)
-        bad("'" + std::string(s) + "' is not a valid code (no leading, trailing or double spaces)");
-    } else if (code == "uri" || code == "url" || code == "canonical") {
-      for (char c : s)
-        if (std::isspace(static_cast<unsigned char>(c))) return bad("'" + std::string(s) + "' is not a valid " + code + " (contains white space)");
-    } else if (code == "oid") {
-      if (s.rfind("urn:oid:", 0) != 0) bad("'" + std::string(s) + "' is not an oid (urn:oid:...)");
-    } else if (code == "uuid") {
-      if (s.rfind("urn:uuid:", 0) != 0) bad("'" + std::string(s) + "' is not a uuid (urn:uuid:...)");
-    } else if (code == "base64Binary") {
-      for (char c : s)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=' && !std::isspace(static_cast<unsigned char>(c)))
-          return bad("not valid base64");
+    switch (prim) {
+      case Prim::kDate:
+        if (!IsValidFhirDate(s)) bad("'" + std::string(s) + "' is not a valid FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)" + Why(s));
+        break;
+      case Prim::kDateTime:
+        if (!IsValidFhirDateTime(s))
+          bad("'" + std::string(s) + "' is not a valid FHIR dateTime (a date, or YYYY-MM-DDThh:mm:ss with a zone)" + Why(s));
+        break;
+      case Prim::kInstant:
+        if (!IsValidFhirInstant(s)) bad("'" + std::string(s) + "' is not a valid FHIR instant (YYYY-MM-DDThh:mm:ss[.fff] with a zone)" + Why(s));
+        break;
+      case Prim::kTime:
+        if (!IsValidFhirTime(s)) bad("'" + std::string(s) + "' is not a valid FHIR time (hh:mm:ss)");
+        break;
+      case Prim::kId: {
+        bool ok = s.size() <= 64;
+        for (char c : s) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
+        if (!ok) bad("'" + std::string(s) + "' is not a valid id (1-64 of A-Z a-z 0-9 - .)");
+        break;
+      }
+      case Prim::kCode:
+        if (std::isspace(static_cast<unsigned char>(s.front())) || std::isspace(static_cast<unsigned char>(s.back())) ||
+            s.find("  ") != std::string_view::npos)
+          bad("'" + std::string(s) + "' is not a valid code (no leading, trailing or double spaces)");
+        break;
+      case Prim::kUri:
+        for (char c : s)
+          if (std::isspace(static_cast<unsigned char>(c)))
+            return bad("'" + std::string(s) + "' is not a valid " + std::string(code) + " (contains white space)");
+        break;
+      case Prim::kOid:
+        if (s.rfind("urn:oid:", 0) != 0) bad("'" + std::string(s) + "' is not an oid (urn:oid:...)");
+        break;
+      case Prim::kUuid:
+        if (s.rfind("urn:uuid:", 0) != 0) bad("'" + std::string(s) + "' is not a uuid (urn:uuid:...)");
+        break;
+      case Prim::kBase64:
+        for (char c : s)
+          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=' &&
+              !std::isspace(static_cast<unsigned char>(c)))
+            return bad("not valid base64");
+        break;
+      default:
+        break;
     }
   }
 
@@ -341,7 +445,7 @@ class Validator {
 
 std::vector<Issue> ValidateResource(const JsonValue& resource, const ValidationOptions& options) {
   Validator v(options);
-  v.Resource(resource, "");
+  v.Resource(resource, nullptr);
   return std::move(v.issues);
 }
 
