@@ -41,7 +41,7 @@ struct Prepared {
 
 // Everything but the store look-ups happens here, on a worker thread, so that
 // the store's single writer only writes.
-StatusOr<Prepared> PrepareLine(std::string_view line, bool validate, Micros now) {
+StatusOr<Prepared> PrepareLine(std::string_view line, bool validate, Micros now, std::string_view now_text) {
   ASSIGN_OR_RETURN(fhir::Json doc, fhir::ParseJson(line));
   if (!doc.IsObject()) return InvalidArgument("a line must hold one JSON object (a resource)");
   std::string type(fhir::StringMember(doc, "resourceType"));
@@ -61,6 +61,21 @@ StatusOr<Prepared> PrepareLine(std::string_view line, bool validate, Micros now)
   Prepared p;
   p.type = std::move(type);
   p.id = std::move(id);
+  if (!doc.HasMember("meta")) {
+    // No meta to replace (the generator's lines, most exports): version 1 is the
+    // line as written with its meta appended, where SetVersionMeta would put it,
+    // instead of a second rendering of the whole resource (17 % of a worker).
+    p.index = fhir::ExtractIndex(doc, p.type);
+    size_t end = line.find_last_not_of(" \t\r\n");
+    if (end != std::string_view::npos && line[end] == '}') {
+      p.json_v1.reserve(end + 80);
+      p.json_v1.append(line.substr(0, end));
+      p.json_v1 += R"(,"meta":{"versionId":"1","lastUpdated":")";
+      p.json_v1 += now_text;
+      p.json_v1 += "\"}}";
+      return p;
+    }
+  }
   fhir::StripVersionMeta(doc);
   p.index = fhir::ExtractIndex(doc, p.type);
   fhir::SetVersionMeta(doc, 1, now);
@@ -164,12 +179,13 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
       std::vector<Prepared> ready;
       ready.reserve(batch->lines.size());
       const Micros now = NowMicros();
+      const std::string now_text = FormatInstant(now);
       std::vector<ImportError> bad;
       for (size_t i = 0; i < batch->lines.size(); ++i) {
         int64_t line_no = batch->first_line + static_cast<int64_t>(i);
         const std::string& text = batch->lines[i];
         if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
-        auto p = PrepareLine(text, options.validate, now);
+        auto p = PrepareLine(text, options.validate, now, now_text);
         if (!p.ok()) {
           std::string msg = p.status().message();
           if (!p.status().location().empty()) msg += " (at " + p.status().location() + ")";
