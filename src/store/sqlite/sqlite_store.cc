@@ -494,7 +494,7 @@ struct WriterStatements {
         "SELECT pk, version, deleted, last_updated, cur_seq, manifest FROM resource WHERE type = ? AND id = ?"));
     ASSIGN_OR_RETURN(insert_resource, db.Prepare(
         "INSERT INTO resource (type, id, version, last_updated, deleted, json, first_seq, cur_seq, manifest) "
-        "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"));
+        "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING"));
     ASSIGN_OR_RETURN(update_resource, db.Prepare(
         "UPDATE resource SET version = ?, last_updated = ?, deleted = 0, json = ?, cur_seq = ?, manifest = ? "
         "WHERE pk = ?"));
@@ -594,12 +594,16 @@ class Tx : public WriteTransaction {
   }
 
   Status Put(const PutRequest& put) override {
-    ASSIGN_OR_RETURN(auto cur, Row(put.type, put.id));
-    const int64_t expected = cur ? cur->version + 1 : 1;
-    if (put.version != expected) {
-      return Conflict("resource " + Ref(put.type, put.id) + " is at version " +
-                      std::to_string(cur ? cur->version : 0) + "; cannot write version " +
-                      std::to_string(put.version));
+    auto conflict = [&](int64_t held) {
+      return Conflict("resource " + Ref(put.type, put.id) + " is at version " + std::to_string(held) +
+                      "; cannot write version " + std::to_string(put.version));
+    };
+    // Version 1 is a create: its insert finds a held row itself (ON CONFLICT),
+    // so the row is looked up only for later versions.
+    std::optional<CurrentRow> cur;
+    if (put.version != 1) {
+      ASSIGN_OR_RETURN(cur, Row(put.type, put.id));
+      if (!cur || put.version != cur->version + 1) return conflict(cur ? cur->version : 0);
     }
     // Compressed JSON is bound as a BLOB, plain JSON as TEXT (compression.h).
     std::string_view stored = put.json;
@@ -636,6 +640,11 @@ class Tx : public WriteTransaction {
       ins->Bind(7, seq);
       ins->BindBlob(8, manifest);
       RETURN_IF_ERROR(ins->Run());
+      if (sqlite3_changes(db_->raw()) == 0) {  // held already (perhaps deleted)
+        --*seq_;
+        ASSIGN_OR_RETURN(auto held, Row(put.type, put.id));
+        return conflict(held ? held->version : 0);
+      }
       pk = sqlite3_last_insert_rowid(db_->raw());
     }
     RETURN_IF_ERROR(AppendVersion(seq, pk, put.type, put.version, put.last_updated, false, put.method));
