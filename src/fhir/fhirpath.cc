@@ -237,12 +237,11 @@ void AddValues(const JsonValue& v, const TypeDef* owner, std::string_view prefix
   }
 }
 
-// Navigation builds no strings: element look-ups go through one reused buffer, and
-// the types, member names and paths a node carries are the model's (ElementType).
 // The element `name` of (owner, prefix), or of `name[x]` (*choice). Looked up
-// once per thread and step: the key is the model's and the expression's
-// pointers (no path string is built or hashed), checked against a copy of the
-// name, so a freed expression whose memory is reused cannot alias an entry.
+// once per thread and step: the key is pointers (no path string is built or
+// hashed). `owner` and `prefix` are the model's, which is never freed; `name`
+// is the expression's, so a hit is checked against a copy of it: a freed
+// expression whose memory is reused cannot alias an entry.
 const ElementDef* FindElement(const TypeDef* owner, std::string_view prefix, std::string_view name, bool* choice) {
   struct Key {
     const TypeDef* owner;
@@ -285,6 +284,8 @@ const ElementDef* FindElement(const TypeDef* owner, std::string_view prefix, std
   return ed;
 }
 
+// Navigation builds no strings: the types, member names and paths a node
+// carries are the model's (ElementType).
 void Child(const PathNode& n, std::string_view name, Nodes* out) {
   if (!n.value || !n.value->IsObject() || !n.owner) return;
   const Definitions& defs = Definitions::R4();

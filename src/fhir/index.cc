@@ -209,7 +209,7 @@ namespace {
 // True when every character is ASCII or a CJK unified ideograph (U+3400-U+4DBF,
 // U+4E00-U+9FFF): none of those is changed by NFD, mark removal, NFKC or case
 // folding except ASCII letters (lower-cased), so the ICU chain can be skipped.
-// Most names and addresses here are such text (bench/RESULTS.md).
+// Chinese names and addresses are such text.
 bool AsciiOrCjk(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
