@@ -147,6 +147,19 @@ TEST_P(StoreTest, WrongVersionIsAConflictAndWritesNothing) {
   ASSERT_TRUE(Put(Patient("p1", 2, "M9", "a")).ok());
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M1")}}).size(), 0u);
   EXPECT_EQ(Ids({.type = "Patient", .criteria = {Token("identifier", "M9")}}).size(), 1u);
+  // A create of a held id names the version held, also when that version is a delete.
+  Status held = Put(Patient("p1", 1, "M5", "a"));
+  EXPECT_EQ(held.code(), StatusCode::kConflict);
+  EXPECT_NE(held.message().find("is at version 2"), std::string::npos) << held.ToString();
+  ASSERT_TRUE(store_->Write([](WriteTransaction& tx) {
+    return tx.Delete({.type = "Patient", .id = "p1", .version = 3, .last_updated = 3000});
+  }).ok());
+  held = Put(Patient("p1", 1, "M5", "a"));
+  EXPECT_NE(held.message().find("is at version 3"), std::string::npos) << held.ToString();
+  EXPECT_TRUE(Ids({.type = "Patient", .criteria = {Token("identifier", "M5")}}).empty());
+  auto p1 = store_->History({.type = "Patient", .id = "p1"});
+  ASSERT_TRUE(p1.ok()) << p1.status().ToString();
+  EXPECT_EQ(p1->versions.size(), 3u);  // the refused creates left no version behind
 }
 
 TEST_P(StoreTest, DeleteMakesReadGoneAndKeepsHistory) {
