@@ -214,18 +214,24 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
       }
       int64_t created = 0, updated = 0, unchanged = 0;
       std::map<std::string, int64_t> per_type;
-      std::vector<store::ResourceVersion> written;
+      // What was written, for on_written: (request, index into `next_versions`, or -1
+      // for the request itself as version 1), turned into versions after the write so
+      // that the writer copies no JSON.
+      std::vector<std::pair<size_t, int64_t>> written_at;
+      std::vector<store::ResourceVersion> next_versions;
       Status st = store.Write([&](store::WriteTransaction& tx) -> Status {
         created = updated = unchanged = 0;
         per_type.clear();
-        written.clear();
-        for (const store::PutRequest& put : puts) {
+        written_at.clear();
+        next_versions.clear();
+        for (size_t i = 0; i < puts.size(); ++i) {
+          const store::PutRequest& put = puts[i];
           // A create, the common case: the store refuses version 1 of a resource it holds.
           Status created_now = tx.Put(put);
           if (created_now.ok()) {
             ++created;
             per_type[put.type] += 1;
-            if (options.on_written) written.push_back({put.type, put.id, 1, now, false, "PUT", put.json});
+            if (options.on_written) written_at.emplace_back(i, -1);
             continue;
           }
           if (created_now.code() != StatusCode::kConflict) return created_now;
@@ -259,12 +265,26 @@ StatusOr<ImportSummary> ImportNdjson(store::Store& store, const std::vector<std:
           RETURN_IF_ERROR(tx.Put(next));
           ++updated;
           per_type[put.type] += 1;
-          if (options.on_written)
-            written.push_back({next.type, next.id, next.version, now, false, "PUT", std::move(next.json)});
+          if (options.on_written) {
+            written_at.emplace_back(i, static_cast<int64_t>(next_versions.size()));
+            next_versions.push_back({next.type, next.id, next.version, now, false, "PUT", std::move(next.json)});
+          }
         }
         return Status::Ok();
       });
-      if (st.ok() && options.on_written && !written.empty()) options.on_written(written);
+      if (st.ok() && options.on_written && !written_at.empty()) {
+        std::vector<store::ResourceVersion> written;
+        written.reserve(written_at.size());
+        for (const auto& [i, next] : written_at) {
+          if (next >= 0) {
+            written.push_back(std::move(next_versions[static_cast<size_t>(next)]));
+          } else {
+            store::PutRequest& put = puts[i];
+            written.push_back({std::move(put.type), std::move(put.id), 1, now, false, "PUT", std::move(put.json)});
+          }
+        }
+        options.on_written(written);
+      }
       std::lock_guard lock(mu);
       if (!st.ok()) {
         if (first_store_error.ok()) first_store_error = st;

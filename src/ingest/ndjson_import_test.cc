@@ -145,3 +145,38 @@ TEST_F(NdjsonImportTest, VersionOneIsTheLineWithItsMetaAndReadsLikeTheResource) 
 
 }  // namespace
 }  // namespace rhip::ingest
+
+namespace rhip::ingest {
+namespace {
+
+// on_written (the server's $import tells the EMPI) gets every version written, in
+// the order of the lines, batch by batch, with the JSON the store holds.
+TEST_F(NdjsonImportTest, OnWrittenReportsEveryWrittenVersionInLineOrder) {
+  const std::string file = Write("Patient.ndjson", {Patient("a", "Li"), Patient("b", "Wang"), Patient("c", "Zhao")});
+  std::vector<store::ResourceVersion> seen;
+  ImportOptions o;
+  o.batch_size = 2;
+  o.threads = 1;
+  o.on_written = [&](const std::vector<store::ResourceVersion>& batch) {
+    seen.insert(seen.end(), batch.begin(), batch.end());
+  };
+  ASSERT_TRUE(ImportNdjson(*store_, {file}, o).ok());
+  ASSERT_EQ(seen.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(seen[i].id, std::string(1, static_cast<char>('a' + i)));
+    EXPECT_EQ(seen[i].version, 1);
+    EXPECT_EQ(seen[i].json, store_->Read("Patient", seen[i].id)->json);
+  }
+  // A re-run with b changed reports only b's version 2; unchanged lines are not reported.
+  const std::string again = Write("Patient2.ndjson", {Patient("a", "Li"), Patient("b", "Qian"), Patient("c", "Zhao")});
+  seen.clear();
+  ASSERT_TRUE(ImportNdjson(*store_, {again}, o).ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].id, "b");
+  EXPECT_EQ(seen[0].version, 2);
+  EXPECT_EQ(seen[0].json, store_->Read("Patient", "b")->json);
+  EXPECT_NE(seen[0].json.find("Qian"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rhip::ingest
